@@ -1,0 +1,209 @@
+"""The routing specification: what a YAML config decodes into.
+
+These msgspec Structs are the typed contract between the config file and the
+core.  ``acd.config`` reads files into them and turns errors into messages
+with file, line and field; this module holds the shapes, their defaults and the
+cross-field checks (``check``), and does no IO.
+
+All structs share ``_Base``: ``forbid_unknown_fields`` (a misspelt key is an
+error, not a silently ignored setting), ``frozen`` (a loaded config is a value;
+reload builds a new one) and ``kw_only`` (field order never matters).
+
+Units: durations in seconds; ``aging`` in priority points per minute of wait.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from .expr import ExprError, compile_expression
+
+Channel = Literal["voice", "chat", "email"]
+Strategy = Literal["longest-idle", "most-skilled", "round-robin", "least-occupied", "random"]
+Seconds = Annotated[float, Meta(ge=0)]
+PositiveSeconds = Annotated[float, Meta(gt=0)]
+Level = Annotated[int, Meta(ge=1, le=10)]
+MinLevel = Annotated[int, Meta(ge=0, le=10)]
+Name = Annotated[str, Meta(min_length=1)]
+
+
+class _Base(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    pass
+
+
+class ServiceLevel(_Base):
+    """Service-level goal: ``target`` share answered within ``threshold`` s."""
+
+    threshold: PositiveSeconds = 20.0
+    target: Annotated[float, Meta(ge=0, le=1)] = 0.8
+
+
+class EscalationStep(_Base):
+    """After ``after`` seconds in the queue, more agents become targets.
+
+    The step's target (``skills`` and/or ``target``) is added to the rings
+    before it (Genesys-style bullseye: a step only ever widens the set), and
+    ``priority`` is added to the contact's priority.
+    """
+
+    after: PositiveSeconds
+    skills: dict[str, MinLevel] | None = None
+    target: str | None = None
+    priority: float = 0.0
+
+
+class Queue(_Base):
+    """A queue: who may serve it, in what order, and what happens on long waits."""
+
+    name: Name
+    channel: Channel = "voice"
+    skills: dict[str, MinLevel] = {}
+    target: str | None = None
+    priority: float = 0.0
+    aging: Annotated[float, Meta(ge=0)] = 0.0
+    strategy: Strategy = "longest-idle"
+    service_level: ServiceLevel = ServiceLevel()
+    wrap_up: Seconds = 0.0
+    ring_timeout: PositiveSeconds = 20.0
+    max_wait: PositiveSeconds | None = None
+    overflow: str | None = None
+    escalation: list[EscalationStep] = []
+
+
+class Capacity(_Base):
+    """How many contacts of each channel an agent handles at once."""
+
+    voice: Annotated[int, Meta(ge=0)] = 1
+    chat: Annotated[int, Meta(ge=0)] = 3
+    email: Annotated[int, Meta(ge=0)] = 1
+
+
+DEFAULT_BLOCKING: dict[str, list[str]] = {"voice": ["chat", "email"]}
+
+
+class AgentGroup(_Base):
+    """Agents sharing skills and settings: ``count`` agents named
+    ``<group>-1`` .. ``<group>-<count>``, or the explicit ``ids``.
+
+    ``blocking`` maps a channel to the channels it blocks while the agent has
+    any contact on it.  The default lets a voice call block chat and email, but
+    chats never block voice: a chat backlog cannot lock an agent out of calls.
+    """
+
+    group: Name
+    count: Annotated[int, Meta(ge=1)] | None = None
+    ids: list[Name] | None = None
+    skills: dict[str, Level] = {}
+    attributes: dict[str, str | bool | int | float] = {}
+    capacity: Capacity = Capacity()
+    blocking: dict[Channel, list[Channel]] = DEFAULT_BLOCKING
+    max_missed_offers: Annotated[int, Meta(ge=1)] = 2
+    initial: Literal["ready", "not_ready", "offline"] = "ready"
+
+    def agent_ids(self) -> list[str]:
+        if self.ids is not None:
+            return list(self.ids)
+        return [f"{self.group}-{i}" for i in range(1, (self.count or 0) + 1)]
+
+
+class Spec(_Base):
+    """A whole routing configuration."""
+
+    queues: Annotated[list[Queue], Meta(min_length=1)]
+    agents: list[AgentGroup] = []
+    interval: PositiveSeconds = 900.0
+
+
+class SpecError(ValueError):
+    """One semantic error: ``path`` like ``queues[2].overflow``."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+def known_names(spec: Spec) -> tuple[set[str], set[str]]:
+    """Skill names and attribute names that some agent group defines."""
+    skills: set[str] = set()
+    attrs: set[str] = set()
+    for g in spec.agents:
+        skills.update(g.skills)
+        attrs.update(g.attributes)
+    return skills, attrs
+
+
+def check(spec: Spec) -> list[SpecError]:
+    """Cross-field checks the types cannot express. Returns every error found."""
+    errors: list[SpecError] = []
+    skills, attrs = known_names(spec)
+    names = [q.name for q in spec.queues]
+    seen: set[str] = set()
+    for i, q in enumerate(spec.queues):
+        p = f"queues[{i}]"
+        if q.name in seen:
+            errors.append(SpecError(f"{p}.name", f"duplicate queue name {q.name!r}"))
+        seen.add(q.name)
+        for skill in q.skills:
+            if skill not in skills:
+                errors.append(SpecError(f"{p}.skills.{skill}", f"no agent group has skill {skill!r}"))
+        if q.target is not None:
+            _check_expr(errors, f"{p}.target", q.target, skills, attrs)
+        if q.overflow is not None:
+            if q.overflow not in names:
+                errors.append(SpecError(f"{p}.overflow", f"unknown queue {q.overflow!r}"))
+            elif q.overflow == q.name:
+                errors.append(SpecError(f"{p}.overflow", "a queue cannot overflow to itself"))
+            if q.max_wait is None:
+                errors.append(SpecError(f"{p}.overflow", "overflow needs max_wait (when to overflow)"))
+        last = 0.0
+        for j, step in enumerate(q.escalation):
+            sp = f"{p}.escalation[{j}]"
+            if step.after <= last:
+                errors.append(SpecError(f"{sp}.after", f"must be later than the step before ({last:g} s), got {step.after:g}"))
+            last = step.after
+            if step.skills is None and step.target is None and step.priority == 0:
+                errors.append(SpecError(sp, "a step needs skills, target or priority"))
+            for skill in step.skills or {}:
+                if skill not in skills:
+                    errors.append(SpecError(f"{sp}.skills.{skill}", f"no agent group has skill {skill!r}"))
+            if step.target is not None:
+                _check_expr(errors, f"{sp}.target", step.target, skills, attrs)
+    groups: set[str] = set()
+    ids: dict[str, str] = {}
+    for i, g in enumerate(spec.agents):
+        p = f"agents[{i}]"
+        if g.group in groups:
+            errors.append(SpecError(f"{p}.group", f"duplicate group name {g.group!r}"))
+        groups.add(g.group)
+        if (g.count is None) == (g.ids is None):
+            errors.append(SpecError(p, "give exactly one of count and ids"))
+        clash = set(g.skills) & set(g.attributes)
+        for name in sorted(clash):
+            errors.append(SpecError(f"{p}.attributes.{name}", f"{name!r} is also a skill name"))
+        for aid in g.agent_ids():
+            if aid in ids:
+                errors.append(SpecError(f"{p}", f"agent id {aid!r} is also in group {ids[aid]!r}"))
+                break
+            ids[aid] = g.group
+    return errors
+
+
+def _check_expr(errors: list[SpecError], path: str, text: str, skills: set[str], attrs: set[str]) -> None:
+    try:
+        compile_expression(text, skills, attrs)
+    except ExprError as exc:
+        errors.append(SpecError(path, f"{exc} in {text!r}"))
+
+
+def spec_from_obj(obj: Any) -> Spec:
+    """Build a Spec from plain Python data (dicts and lists); raises
+    msgspec.ValidationError or SpecError."""
+    spec = msgspec.convert(obj, Spec)
+    errs = check(spec)
+    if errs:
+        raise errs[0]
+    return spec
