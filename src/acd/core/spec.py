@@ -99,7 +99,7 @@ class AgentGroup(_Base):
     skills: dict[str, Level] = {}
     attributes: dict[str, str | bool | int | float] = {}
     capacity: Capacity = Capacity()
-    blocking: dict[Channel, list[Channel]] = DEFAULT_BLOCKING
+    blocking: dict[Channel, list[Channel]] = msgspec.field(default_factory=lambda: {"voice": ["chat", "email"]})
     max_missed_offers: Annotated[int, Meta(ge=1)] = 2
     initial: Literal["ready", "not_ready", "offline"] = "ready"
 
