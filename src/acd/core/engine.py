@@ -1,0 +1,707 @@
+"""The routing engine: a deterministic, sans-IO state machine.
+
+    engine = Engine(spec, rng=random.Random(seed), start=t0)
+    decisions = engine.handle(event, now)     # an inbound event at time now
+    t = engine.next_deadline()                # when time alone changes something
+    decisions = engine.advance(t)             # let that happen
+
+It imports no asyncio, sockets or clock and keeps no global state: the daemon
+feeds it wall-clock time, the replay virtual time, and both get the same
+decisions for the same inputs (same seed).
+
+**Contact lifecycle** (``CONTACT_TRANSITIONS``)::
+
+    arrive -> waiting -> offered -> connected -> wrap_up -> completed
+                 ^          |  (reject / ring time-out / agent leaves:
+                 +----------+   back to its old place in the queue)
+    waiting|offered --abandon--> abandoned
+    waiting --max_wait--> overflowed (to another queue, or out)
+
+**Routing** happens at two moments only, each O(pools x log n):
+
+* a contact enters a pool (arrival, requeue, escalation, overflow): the
+  pool's strategy index yields the best free agent, or the contact waits;
+* an agent gets free capacity (ready, end of wrap-up, end of a chat...): it
+  takes the best waiting contact across every pool it belongs to, by effective
+  priority, then earliest arrival in acd (so queues that share agents are
+  served in one deterministic order); only if there is none does it enter the
+  idle indexes.
+
+Hence the invariant checked by the tests: after every call, no free agent is
+eligible for a contact that waits (and has not refused it).
+
+**Time** is float seconds since the Unix epoch.  Deadlines (ring time-outs,
+wrap-up ends, escalation steps, max-wait) sit in one heap keyed by
+``(time, sequence)``, so same-time events run in a fixed order; entries are
+checked when they fire instead of being cancelled.  Deadlines due at or before
+``now`` run before the event given to ``handle``.
+
+**Errors**: a bad inbound event (unknown contact or agent, wrong state)
+changes nothing and yields ``InputRejected`` with the reason; misuse by the
+caller (time going backwards) raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import math
+from heapq import heappop, heappush
+from random import Random
+from typing import Any, Callable
+
+from .agents import (
+    NOT_READY, PRESENCE, PRESENCE_NAMES, PRESENCE_REFUSALS, READY, Agent,
+)
+from .events import (
+    AgentLogin, AgentLogout, AgentNotReady, AgentReady, AgentStateChanged, ContactAbandoned,
+    ContactArrived, ContactCompleted, ContactConnected, ContactEnded, ContactEscalated,
+    ContactOffered, ContactOverflowed, ContactQueued, ContactRequeued, CustomerAbandoned,
+    InputRejected, OfferAccepted, OfferRejected, WrapUpDone, tag_of,
+)
+from .kpi import Kpi
+from .queues import CONNECTED, ENDED, NEW, OFFERED, WAITING, WRAP_UP, Contact, Pool
+from .rules import QueueRule, compile_rules, pool_target, proficiency
+from .spec import Spec, known_names
+from .strategies import make_index
+
+# deadline kinds
+_RING, _WRAP, _ESCALATE, _MAX_WAIT = 0, 1, 2, 3
+
+#: Which inbound contact events are legal in which contact state.
+CONTACT_TRANSITIONS: dict[str, tuple[int, ...]] = {
+    "contact.abandoned": (WAITING, OFFERED),
+    "offer.accepted": (OFFERED,),
+    "offer.rejected": (OFFERED,),
+    "contact.ended": (CONNECTED,),
+}
+_STATE_WORDS = ("new", "waiting", "offered", "connected", "in wrap-up", "ended")
+
+
+class Engine:
+    """Routes contacts to agents.  See the module docstring."""
+
+    def __init__(self, spec: Spec, *, rng: Random | None = None, start: float = 0.0):
+        if not math.isfinite(start):
+            raise ValueError(f"start must be a finite time, got {start!r}")
+        self.spec = spec
+        self.rng = rng if rng is not None else Random(0)
+        self.now = start
+        self.interval = spec.interval
+        self.rules: list[QueueRule] = compile_rules(spec)
+        self.queues: dict[str, QueueRule] = {r.name: r for r in self.rules}
+        self.skill_names, self.attribute_names = known_names(spec)
+        self.agents: dict[str, Agent] = {}
+        self.agent_list: list[Agent] = []
+        group_names = []
+        for gi, g in enumerate(spec.agents):
+            group_names.append(g.group)
+            cap = (g.capacity.voice, g.capacity.chat, g.capacity.email)
+            for aid in g.agent_ids():
+                a = Agent(len(self.agent_list), aid, gi, g.skills, g.attributes, cap, g.blocking,
+                          g.max_missed_offers)
+                self.agents[aid] = a
+                self.agent_list.append(a)
+        self.kpi = Kpi([r.name for r in self.rules], [r.threshold for r in self.rules],
+                       [r.sl_target for r in self.rules], group_names, self.interval, start)
+        self.contacts: dict[str, Contact] = {}
+        self.pools: dict[tuple, Pool] = {}
+        self.rejected: dict[str, int] = {}
+        self._deadlines: list[tuple] = []
+        self._seq = 0
+        self._offer_seq = 0
+        self._out: list = []
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            ContactArrived: self._on_arrived,
+            CustomerAbandoned: self._on_abandoned,
+            OfferAccepted: self._on_accepted,
+            OfferRejected: self._on_rejected,
+            ContactEnded: self._on_ended,
+            AgentLogin: self._on_login,
+            AgentLogout: self._on_logout,
+            AgentReady: self._on_ready,
+            AgentNotReady: self._on_not_ready,
+            WrapUpDone: self._on_wrap_up_done,
+        }
+        # Base pools exist from the start so free agents are indexed at once.
+        for r in self.rules:
+            for step in range(len(r.rings)):
+                self._pool(r, step, None)
+            r.base_pool = self.pools[(r.idx, 0, None)]
+        for r in self.rules:
+            groups = {a.group for step in range(len(r.rings)) for a in self._pool(r, step, None).agents}
+            self.kpi.queue_groups[r.idx] = sorted(groups)
+        # Initial presence from the config; no events (nothing happened yet).
+        for gi, g in enumerate(spec.agents):
+            if g.initial == "offline":
+                continue
+            for aid in g.agent_ids():
+                a = self.agents[aid]
+                a.presence = READY if g.initial == "ready" else NOT_READY
+                a.reason = None if g.initial == "ready" else "initial"
+                a.state = a.visible_state()
+                self._refresh(a)
+        self._out = []
+
+    # ------------------------------------------------------------------ API
+
+    def handle(self, event: Any, now: float) -> list:
+        """Apply one inbound event at time ``now``; return the decisions and
+        state changes it caused (deadlines due by ``now`` first)."""
+        if not now >= self.now:  # also catches NaN
+            raise ValueError(f"time went backwards: {now!r} < {self.now!r}")
+        out = self._out = []
+        d = self._deadlines
+        if d and d[0][0] <= now:
+            self._run_deadlines(now)
+        self.now = now
+        try:
+            handler = self._handlers[type(event)]
+        except KeyError:
+            raise TypeError(f"not an inbound event: {event!r}") from None
+        handler(event)
+        return out
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which something happens without an event
+        (deadlines that can no longer fire are dropped first)."""
+        d = self._deadlines
+        while d:
+            when, _, kind, c, token = d[0]
+            if kind == _RING:
+                live = c.state == OFFERED and c.offers == token
+            elif kind == _WRAP:
+                live = c.state == WRAP_UP
+            elif kind == _ESCALATE:
+                live = c.state != ENDED and c.entry == token[0]
+            else:
+                live = c.state != ENDED and c.entry == token
+            if live:
+                return when
+            heappop(d)
+        return None
+
+    def advance(self, now: float) -> list:
+        """Let time pass to ``now``: fire every deadline due by then."""
+        if not now >= self.now:
+            raise ValueError(f"time went backwards: {now!r} < {self.now!r}")
+        out = self._out = []
+        if self._deadlines and self._deadlines[0][0] <= now:
+            self._run_deadlines(now)
+        self.now = now
+        return out
+
+    def report(self, intervals: bool = True) -> dict[str, Any]:
+        """KPI report up to the current time (see ``acd.core.kpi``)."""
+        rep = self.kpi.report(self._open_spans(), intervals)
+        rep["rejected_inputs"] = dict(sorted(self.rejected.items()))
+        return rep
+
+    def _open_spans(self) -> list[tuple[int, int, float, float]]:
+        """Busy and staffed periods still running, cut at ``now``."""
+        spans = []
+        for a in self.agent_list:
+            if a.busy:
+                spans.append((a.group, 0, a.busy_since, self.now))
+            if a.staffed:
+                spans.append((a.group, 1, a.staffed_since, self.now))
+        return spans
+
+    def snapshot(self) -> dict[str, Any]:
+        """Current queues and agents, for APIs and wallboards."""
+        queues = {}
+        for r in self.rules:
+            waiting = [c for c in self.contacts.values() if c.queue is r and c.state == WAITING]
+            queues[r.name] = {
+                "waiting": len(waiting),
+                "longest_wait": max((self.now - c.arrival for c in waiting), default=0.0),
+            }
+        agents = {a.id: {"state": a.state, "reason": a.reason, "contacts": sorted(a.contacts)}
+                  for a in self.agent_list}
+        return {"time": self.now, "queues": queues, "agents": agents}
+
+    # -------------------------------------------------------------- deadlines
+
+    def _schedule(self, when: float, kind: int, contact: Contact, token: Any) -> None:
+        self._seq += 1
+        heappush(self._deadlines, (when, self._seq, kind, contact, token))
+
+    def _run_deadlines(self, now: float) -> None:
+        d = self._deadlines
+        while d and d[0][0] <= now:
+            when, _, kind, c, token = heappop(d)
+            self.now = when
+            if kind == _RING:
+                if c.state == OFFERED and c.offers == token:
+                    self._offer_failed(c, "timeout", missed=True)
+            elif kind == _WRAP:
+                if c.state == WRAP_UP:
+                    self._finish(c)
+            elif kind == _ESCALATE:
+                entry, step = token
+                if c.state == WAITING and c.entry == entry and c.step < step:
+                    self._escalate(c, step)
+            elif kind == _MAX_WAIT:
+                if c.state == WAITING and c.entry == token:
+                    self._overflow(c, "max_wait")
+
+    # ----------------------------------------------------------- the pools
+
+    def _pool(self, rule: QueueRule, step: int, skill_key: Any) -> Pool:
+        key = (rule.idx, step, skill_key)
+        pool = self.pools.get(key)
+        if pool is not None:
+            return pool
+        target = pool_target(rule, step, skill_key)
+        ch = rule.ch
+        agents = [a for a in self.agent_list if a.cap[ch] > 0 and target(a.skills, a.attributes)]
+        score = {a.idx: proficiency(target, a.skills) for a in agents} if rule.strategy == "most-skilled" else {}
+        pool = Pool(rule, step, skill_key, ch, agents, make_index(rule.strategy, ch, agents, self.rng, score))
+        self.pools[key] = pool
+        iv = int(self.now // self.interval)
+        for a in agents:
+            a.add_pool(ch, pool)
+            if a.pushed[ch] is not None:  # free right now: index it
+                pool.idle.add(a, iv)
+        return pool
+
+    # --------------------------------------------------------- contact side
+
+    def _reject(self, event: Any, reason: str, contact: str | None = None, agent: str | None = None) -> None:
+        tag = tag_of(event)
+        self.rejected[tag] = self.rejected.get(tag, 0) + 1
+        self._out.append(InputRejected(time=self.now, event=tag, reason=reason, contact=contact, agent=agent))
+
+    def _on_arrived(self, ev: ContactArrived) -> None:
+        rule = self.queues.get(ev.queue)
+        if rule is None:
+            return self._reject(ev, f"unknown queue {ev.queue!r}", contact=ev.contact)
+        if ev.contact in self.contacts:
+            return self._reject(ev, f"contact {ev.contact!r} is already in the system", contact=ev.contact)
+        if ev.channel is not None and ev.channel != rule.channel:
+            return self._reject(ev, f"queue {rule.name!r} takes {rule.channel}, not {ev.channel}",
+                                contact=ev.contact)
+        if ev.skills:
+            unknown = sorted(set(ev.skills) - self.skill_names)
+            if unknown:
+                return self._reject(ev, f"unknown skill {unknown[0]!r} (no agent has it)", contact=ev.contact)
+        if not math.isfinite(ev.priority):
+            return self._reject(ev, f"priority must be finite, got {ev.priority!r}", contact=ev.contact)
+        now = self.now
+        self._seq += 1
+        c = Contact(ev.contact, self._seq, rule.ch, ev.priority, ev.skills, ev.attributes, now,
+                    int(now // self.interval))
+        self.contacts[c.id] = c
+        self._enter_queue(c, rule, overflow_in=False)
+
+    def _enter_queue(self, c: Contact, rule: QueueRule, overflow_in: bool) -> None:
+        now = self.now
+        c.queue = rule
+        c.entered = now
+        c.entry += 1
+        c.step = 0
+        c.priority = c.base_priority + rule.priority
+        c.key = rule.aging_per_s * now - c.priority
+        acc = c.acc = self.kpi.acc_for(rule.idx, c.iv)
+        acc.offer(overflow_in)
+        if rule.step_after:
+            for i, after in enumerate(rule.step_after):
+                self._schedule(now + after, _ESCALATE, c, (c.entry, i + 1))
+        if rule.max_wait is not None:
+            self._schedule(now + rule.max_wait, _MAX_WAIT, c, c.entry)
+        c.pool = rule.base_pool if c.skill_key is None else self._pool(rule, 0, c.skill_key)
+        if not self._route_contact(c):
+            self._out.append(ContactQueued(time=now, contact=c.id, queue=rule.name, priority=c.priority))
+
+    def _route_contact(self, c: Contact) -> bool:
+        """Offer ``c`` to the best free agent of its pool, or make it wait.
+        Returns True when offered."""
+        pool = c.pool
+        agent = pool.idle.pop(c.excluded, int(self.now // self.interval))
+        if agent is None:
+            c.state = WAITING
+            c.ver += 1
+            pool.push(c)
+            return False
+        self._offer(c, agent)
+        self._refresh(agent)
+        return True
+
+    def _offer(self, c: Contact, a: Agent) -> None:
+        now = self.now
+        if c.state == WAITING:
+            c.pool.n_waiting -= 1
+        c.ver += 1
+        c.state = OFFERED
+        c.agent = a
+        c.offers += 1
+        ch = c.ch
+        a.used[ch] += 1
+        a.n_offered += 1
+        a.contacts[c.id] = c
+        self._offer_seq += 1
+        a.last_offer = self._offer_seq
+        iv = int(now // self.interval)
+        if a.iv != iv:
+            a.iv = iv
+            a.iv_count = 0
+        a.iv_count += 1
+        rule = c.queue
+        self._seq += 1
+        heappush(self._deadlines, (now + rule.ring_timeout, self._seq, _RING, c, c.offers))
+        self._out.append(ContactOffered(time=now, contact=c.id, queue=rule.name, agent=a.id,
+                                        channel=rule.channel, offer=c.offers, timeout=rule.ring_timeout))
+
+    def _leave_pool(self, c: Contact) -> None:
+        if c.state == WAITING:
+            c.pool.n_waiting -= 1
+        c.ver += 1
+
+    def _escalate(self, c: Contact, step: int) -> None:
+        self._leave_pool(c)
+        rule = c.queue
+        c.step = step
+        c.priority = c.base_priority + rule.priority + rule.step_priority[step]
+        c.key = rule.aging_per_s * c.entered - c.priority
+        c.pool = self._pool(rule, step, c.skill_key)
+        self._out.append(ContactEscalated(time=self.now, contact=c.id, queue=rule.name, step=step))
+        c.state = NEW
+        self._route_contact(c)
+
+    def _overflow(self, c: Contact, reason: str) -> None:
+        self._leave_pool(c)
+        rule = c.queue
+        wait = self.now - c.arrival
+        target = rule.overflow
+        c.acc.overflow(wait, target is None)
+        self._out.append(ContactOverflowed(time=self.now, contact=c.id, queue=rule.name,
+                                           to_queue=target.name if target else None, reason=reason, wait=wait))
+        if target is None:
+            c.state = ENDED
+            del self.contacts[c.id]
+            return
+        c.state = NEW
+        c.excluded = None
+        self._enter_queue(c, target, overflow_in=True)
+
+    def _requeue(self, c: Contact, agent: Agent, reason: str) -> None:
+        """An offer failed: back to the old place (same key and sequence),
+        at the escalation step its time in the queue has reached."""
+        rule = c.queue
+        self._out.append(ContactRequeued(time=self.now, contact=c.id, queue=rule.name, agent=agent.id,
+                                         reason=reason))
+        waited = self.now - c.entered
+        if rule.max_wait is not None and waited >= rule.max_wait:
+            c.state = NEW
+            return self._overflow(c, "max_wait")
+        step = rule.step_at(waited)
+        if step != c.step:
+            c.step = step
+            c.priority = c.base_priority + rule.priority + rule.step_priority[step]
+            c.key = rule.aging_per_s * c.entered - c.priority
+            c.pool = self._pool(rule, step, c.skill_key)
+        c.state = NEW
+        self._route_contact(c)
+
+    def _release_offer(self, c: Contact) -> Agent:
+        a = c.agent
+        ch = c.ch
+        a.used[ch] -= 1
+        a.n_offered -= 1
+        del a.contacts[c.id]
+        c.agent = None
+        return a
+
+    def _offer_failed(self, c: Contact, reason: str, missed: bool) -> None:
+        a = self._release_offer(c)
+        if missed:
+            if c.excluded is None:
+                c.excluded = set()
+            c.excluded.add(a.id)
+            a.missed += 1
+            if a.missed >= a.max_missed and a.presence == READY:
+                a.presence = NOT_READY
+                a.reason = "missed_offers"
+                self._unindex(a)
+        self._requeue(c, a, reason)
+        self._refresh(a)
+
+    def _lookup(self, ev: Any) -> Contact | None:
+        c = self.contacts.get(ev.contact)
+        if c is None:
+            self._reject(ev, f"unknown contact {ev.contact!r}", contact=ev.contact)
+            return None
+        allowed = CONTACT_TRANSITIONS[tag_of(ev)]
+        if c.state not in allowed:
+            self._reject(ev, f"contact {c.id!r} is {_STATE_WORDS[c.state]}", contact=c.id)
+            return None
+        agent = getattr(ev, "agent", None)
+        if agent is not None and c.state == OFFERED and c.agent.id != agent:
+            self._reject(ev, f"contact {c.id!r} is offered to {c.agent.id!r}, not {agent!r}",
+                         contact=c.id, agent=agent)
+            return None
+        return c
+
+    def _on_abandoned(self, ev: CustomerAbandoned) -> None:
+        c = self._lookup(ev)
+        if c is None:
+            return
+        now = self.now
+        wait = now - c.arrival
+        agent = self._release_offer(c) if c.state == OFFERED else None
+        self._leave_pool(c)
+        c.state = ENDED
+        del self.contacts[c.id]
+        c.acc.abandon(wait)
+        self._out.append(ContactAbandoned(time=now, contact=c.id, queue=c.queue.name, wait=wait))
+        if agent is not None:
+            self._refresh(agent)
+
+    def _on_accepted(self, ev: OfferAccepted) -> None:
+        c = self.contacts.get(ev.contact)
+        if c is None or c.state != OFFERED or (ev.agent is not None and ev.agent != c.agent.id):
+            self._lookup(ev)  # rejects with the precise reason
+            return
+        now = self.now
+        a = c.agent
+        ch = c.ch
+        a.n_offered -= 1
+        a.n_talking += 1
+        a.missed = 0
+        c.state = CONNECTED
+        c.connected_at = now
+        d = self._deadlines
+        if d and d[0][3] is c:  # its ring time-out is next: drop it now
+            heappop(d)
+        wait = now - c.arrival
+        rule = c.queue
+        c.acc.answer(wait, rule.threshold)
+        self._out.append(ContactConnected(time=now, contact=c.id, queue=rule.name, agent=a.id, wait=wait))
+        self._publish(a)  # slots used are unchanged: only the visible state moves
+
+    def _on_rejected(self, ev: OfferRejected) -> None:
+        c = self._lookup(ev)
+        if c is not None:
+            self._offer_failed(c, ev.reason or "rejected", missed=True)
+
+    def _on_ended(self, ev: ContactEnded) -> None:
+        c = self.contacts.get(ev.contact)
+        if c is None or c.state != CONNECTED:
+            self._lookup(ev)  # rejects with the precise reason
+            return
+        now = self.now
+        a = c.agent
+        ch = c.ch
+        a.n_talking -= 1
+        c.talk = now - c.connected_at
+        c.ended_at = now
+        wrap = c.queue.wrap_up
+        if wrap > 0:
+            c.state = WRAP_UP
+            a.n_wrapping += 1
+            self._schedule(now + wrap, _WRAP, c, None)
+            self._publish(a)  # the slot stays taken until wrap-up ends
+        else:
+            a.n_wrapping += 1  # _finish takes it off again
+            self._finish(c)
+
+    def _finish(self, c: Contact) -> None:
+        """End of wrap-up: the contact is complete and the slot is free."""
+        a = c.agent
+        ch = c.ch
+        a.n_wrapping -= 1
+        a.used[ch] -= 1
+        del a.contacts[c.id]
+        c.state = ENDED
+        del self.contacts[c.id]
+        now = self.now
+        wrap = now - c.ended_at
+        c.acc.complete(c.talk, wrap)
+        self._out.append(ContactCompleted(time=now, contact=c.id, queue=c.queue.name, agent=a.id,
+                                          wait=c.connected_at - c.arrival, talk=c.talk, wrap_up=wrap))
+        self._refresh(a)
+
+    # ----------------------------------------------------------- agent side
+
+    def _agent(self, ev: Any) -> Agent | None:
+        a = self.agents.get(ev.agent)
+        if a is None:
+            self._reject(ev, f"unknown agent {ev.agent!r}", agent=ev.agent)
+        return a
+
+    def _presence(self, ev: Any, command: str, reason: str | None = None) -> None:
+        a = self._agent(ev)
+        if a is None:
+            return
+        new = PRESENCE.get((a.presence, command))
+        if new is None:
+            return self._reject(ev, PRESENCE_REFUSALS[(a.presence, command)], agent=a.id)
+        if command == "login" and reason is not None:
+            new = NOT_READY
+        a.presence = new
+        a.reason = reason if new == NOT_READY else None
+        if new != READY:
+            self._unindex(a)
+        if new != READY and a.n_offered:
+            # No new work once not ready: ringing offers go back to the queue.
+            for c in [c for c in a.contacts.values() if c.state == OFFERED]:
+                self._release_offer(c)
+                self._requeue(c, a, "withdrawn")
+        if new == READY:
+            a.missed = 0
+        self._refresh(a)
+
+    def _on_login(self, ev: AgentLogin) -> None:
+        self._presence(ev, "login", ev.reason)
+
+    def _on_logout(self, ev: AgentLogout) -> None:
+        self._presence(ev, "logout")
+
+    def _on_ready(self, ev: AgentReady) -> None:
+        self._presence(ev, "ready")
+
+    def _on_not_ready(self, ev: AgentNotReady) -> None:
+        self._presence(ev, "not_ready", ev.reason or "break")
+
+    def _on_wrap_up_done(self, ev: WrapUpDone) -> None:
+        a = self._agent(ev)
+        if a is None:
+            return
+        wrapping = [c for c in a.contacts.values() if c.state == WRAP_UP]
+        if ev.contact is not None:
+            wrapping = [c for c in wrapping if c.id == ev.contact]
+        if not wrapping:
+            what = f"contact {ev.contact!r}" if ev.contact else "any contact"
+            return self._reject(ev, f"agent {a.id!r} is not in wrap-up for {what}", agent=a.id,
+                                contact=ev.contact)
+        for c in wrapping:
+            self._finish(c)
+
+    def _unindex(self, a: Agent) -> None:
+        """Invalidate every idle-index entry of ``a`` (it is no longer free)."""
+        for ch in a.chans:
+            if a.pushed[ch] is not None:
+                a.ver[ch] += 1
+                a.pushed[ch] = None
+
+    def _refresh(self, a: Agent) -> None:
+        """After any change to agent ``a``: give it work while it has free
+        capacity and someone waits for it, then re-index what stays free,
+        then publish its visible state and account its time."""
+        now = self.now
+        ready = a.presence == READY
+        if ready:
+            for pool in a.pool_list:
+                if pool.n_waiting:
+                    self._feed(a)
+                    break
+        used = a.used
+        iv = -1
+        for ch in a.chans:
+            free = ready and used[ch] < a.cap[ch]
+            if free:
+                for b in a.blocked_by[ch]:
+                    if used[b]:
+                        free = False
+                        break
+            pushed = a.pushed[ch]
+            if free:
+                if pushed is None:
+                    a.since[ch] = now
+                sig = (used[ch], a.since[ch], a.last_offer, a.iv_count)
+                if sig != pushed:
+                    a.ver[ch] += 1
+                    a.pushed[ch] = sig
+                    if iv < 0:
+                        iv = int(now // self.interval)
+                    for pool in a.pools[ch]:
+                        pool.idle.add(a, iv)
+            elif pushed is not None:
+                a.ver[ch] += 1
+                a.pushed[ch] = None
+        self._publish(a)
+
+    def _publish(self, a: Agent) -> None:
+        """Emit the agent's visible state if it changed; account busy and
+        staffed time."""
+        now = self.now
+        if a.n_offered:
+            state = "offered"
+        elif a.n_talking:
+            state = "busy"
+        elif a.n_wrapping:
+            state = "wrap_up"
+        else:
+            state = PRESENCE_NAMES[a.presence]
+        if state != a.state:
+            self._out.append(AgentStateChanged(time=now, agent=a.id, state=state, previous=a.state,
+                                               reason=a.reason if state == "not_ready" else None))
+            a.state = state
+        busy = a.n_talking + a.n_wrapping > 0
+        if busy != a.busy:
+            a.busy = busy
+            if busy:
+                a.busy_since = now
+            else:
+                self.kpi.add_span(a.group, 0, a.busy_since, now)
+        staffed = busy or a.presence == READY
+        if staffed != a.staffed:
+            a.staffed = staffed
+            if staffed:
+                a.staffed_since = now
+            else:
+                self.kpi.add_span(a.group, 1, a.staffed_since, now)
+
+    def _feed(self, a: Agent) -> None:
+        """Offer waiting contacts to ``a`` while it has free capacity: each
+        time the best head across all its pools (effective priority, then
+        earliest arrival)."""
+        now = self.now
+        aid = a.id
+        while True:
+            best = None
+            for pool in a.pool_list:
+                if not pool.n_waiting or not a.available(pool.ch):
+                    continue
+                entry = pool.peek_for(aid)
+                if entry is None:
+                    continue
+                eff = pool.rate * now - entry[0]
+                if best is None or eff > best[0] or (eff == best[0] and entry[1] < best[1]):
+                    best = (eff, entry[1], entry[3])
+            if best is None:
+                return
+            self._offer(best[2], a)
+
+    # --------------------------------------------------------------- checks
+
+    def check_invariants(self) -> None:
+        """O(n) audit of the routing state; raises AssertionError.  For tests."""
+        for a in self.agent_list:
+            for ch in range(3):
+                assert a.used[ch] == sum(1 for c in a.contacts.values() if c.ch == ch), a
+                assert 0 <= a.used[ch] <= a.cap[ch], a
+            held = list(a.contacts.values())
+            assert sum(1 for c in held if c.state == OFFERED) == a.n_offered
+            assert sum(1 for c in held if c.state == CONNECTED) == a.n_talking
+            assert sum(1 for c in held if c.state == WRAP_UP) == a.n_wrapping
+            for c in held:
+                assert c.agent is a and self.contacts.get(c.id) is c
+            assert a.state == a.visible_state()
+        for c in self.contacts.values():
+            assert c.state in (WAITING, OFFERED, CONNECTED, WRAP_UP), c
+            if c.state == WAITING:
+                assert c.agent is None
+                assert c in c.pool.waiting_contacts(), c
+                # no free agent of its pool could take it
+                for a in c.pool.agents:
+                    if a.available(c.ch):
+                        assert c.excluded is not None and a.id in c.excluded, (c, a)
+        for pool in self.pools.values():
+            live = pool.waiting_contacts()
+            assert len(live) == pool.n_waiting, pool
+            idle = pool.idle.valid_agents()
+            assert len({a.id for a in idle}) == len(idle), pool
+            for a in pool.agents:
+                if a.available(pool.ch):
+                    assert a in idle, (pool, a)
+            for a in idle:
+                assert a.available(pool.ch), (pool, a)

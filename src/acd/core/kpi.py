@@ -1,0 +1,237 @@
+"""Streaming KPI accumulators: memory grows with queues x intervals, never
+with contacts.
+
+Definitions (vendors differ; these are ours, stated once):
+
+* **offered**: contacts that entered the queue (overflow-ins included; the
+  total counts each contact once).
+* **answered**: connected to an agent.  **abandoned**: the customer left
+  before being connected.  **overflowed**: left the queue by its max-wait rule
+  (to another queue, or out of the system).
+* **wait**: seconds from the contact's arrival in acd (not in this queue) to
+  the moment it was connected, abandoned or overflowed.
+* **ASA**: mean wait of answered contacts.
+* **service level**: answered within the queue's threshold / offered.
+* **P(wait)**: share of offered contacts whose wait was above 0 s.
+* **abandon rate**: abandoned / offered.
+* **AHT**: mean handle time of completed contacts, talk + wrap-up.
+* **occupancy**: busy time (talk or wrap-up on at least one contact) / staffed
+  time (ready, or busy), over the agents of the group (for a queue: of the
+  groups that can serve it).
+
+Per-interval figures (``interval`` s, 900 by default) file every contact
+under the interval of its *arrival*; occupancy is split exactly at interval
+boundaries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Acc:
+    """Counters of one queue in one interval."""
+
+    __slots__ = (
+        "offered", "overflow_in", "answered", "answered_in_sl", "abandoned", "overflowed",
+        "overflowed_out", "waited", "wait_answered", "wait_abandoned", "max_wait",
+        "completed", "talk", "wrap",
+    )
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, 0 if name not in ("wait_answered", "wait_abandoned", "max_wait", "talk", "wrap") else 0.0)
+
+    # One method per outcome: the engine calls these as contacts move.
+
+    def offer(self, overflow_in: bool) -> None:
+        self.offered += 1
+        if overflow_in:
+            self.overflow_in += 1
+
+    def answer(self, wait: float, threshold: float) -> None:
+        self.answered += 1
+        self.wait_answered += wait
+        if wait <= threshold:
+            self.answered_in_sl += 1
+        if wait > 0:
+            self.waited += 1
+            if wait > self.max_wait:
+                self.max_wait = wait
+
+    def abandon(self, wait: float) -> None:
+        self.abandoned += 1
+        self.wait_abandoned += wait
+        if wait > 0:
+            self.waited += 1
+            if wait > self.max_wait:
+                self.max_wait = wait
+
+    def overflow(self, wait: float, out: bool) -> None:
+        self.overflowed += 1
+        if out:
+            self.overflowed_out += 1
+        if wait > 0:
+            self.waited += 1
+            if wait > self.max_wait:
+                self.max_wait = wait
+
+    def complete(self, talk: float, wrap: float) -> None:
+        self.completed += 1
+        self.talk += talk
+        self.wrap += wrap
+
+    def add(self, other: "Acc") -> None:
+        for name in self.__slots__:
+            if name == "max_wait":
+                self.max_wait = max(self.max_wait, other.max_wait)
+            else:
+                setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class Kpi:
+    """Collects KPIs as the engine routes.  The engine calls the ``on_*``
+    methods; shells call ``report``."""
+
+    def __init__(self, queue_names: list[str], thresholds: list[float], sl_targets: list[float],
+                 group_names: list[str], interval: float, start: float):
+        self.queue_names = queue_names
+        self.thresholds = thresholds
+        self.sl_targets = sl_targets
+        self.group_names = group_names
+        self.interval = interval
+        self.start = start
+        self.by_queue: list[dict[int, Acc]] = [{} for _ in queue_names]
+        # per group: interval -> [busy_s, staffed_s]
+        self.by_group: list[dict[int, list[float]]] = [{} for _ in group_names]
+        self.queue_groups: list[list[int]] = [[] for _ in queue_names]
+
+    # -- contacts --------------------------------------------------------------
+
+    def acc_for(self, qidx: int, iv: int) -> Acc:
+        d = self.by_queue[qidx]
+        acc = d.get(iv)
+        if acc is None:
+            acc = d[iv] = Acc()
+        return acc
+
+    # -- agents ----------------------------------------------------------------
+
+    def add_span(self, group: int, kind: int, t0: float, t1: float) -> None:
+        """An agent of ``group`` was busy (``kind`` 0) or staffed (1) from
+        ``t0`` to ``t1``: add it to the interval buckets, split at edges."""
+        iv_len = self.interval
+        buckets = self.by_group[group]
+        iv = int(t0 // iv_len)
+        while True:
+            edge = (iv + 1) * iv_len
+            b = buckets.get(iv)
+            if b is None:
+                b = buckets[iv] = [0.0, 0.0]
+            if t1 <= edge:
+                b[kind] += t1 - t0
+                return
+            b[kind] += edge - t0
+            t0 = edge
+            iv += 1
+
+    # -- reporting -------------------------------------------------------------
+
+    def report(self, open_spans: list[tuple[int, int, float, float]] = (), intervals: bool = True) -> dict[str, Any]:
+        """``{"total": {...}, "queues": {name: {...}}, "groups": {...},
+        "intervals": [...]}`` with the figures defined in the module doc.
+        ``open_spans`` are agent periods still running, counted but not kept."""
+        saved = [{iv: list(b) for iv, b in d.items()} for d in self.by_group]
+        for group, kind, t0, t1 in open_spans:
+            self.add_span(group, kind, t0, t1)
+        try:
+            return self._report(intervals)
+        finally:
+            self.by_group = saved
+
+    def _report(self, intervals: bool) -> dict[str, Any]:
+        queue_tot = []
+        all_ivs: set[int] = set()
+        for d in self.by_queue:
+            acc = Acc()
+            for a in d.values():
+                acc.add(a)
+            queue_tot.append(acc)
+            all_ivs.update(d)
+        group_tot = []
+        for d in self.by_group:
+            busy = sum(b[0] for b in d.values())
+            staffed = sum(b[1] for b in d.values())
+            group_tot.append((busy, staffed))
+            all_ivs.update(d)
+        out: dict[str, Any] = {
+            "total": self._figures(queue_tot, list(range(len(queue_tot))), group_tot, None),
+            "queues": {
+                name: self._figures([queue_tot[i]], [i], group_tot, self.queue_groups[i])
+                for i, name in enumerate(self.queue_names)
+            },
+            "groups": {
+                name: {"busy_s": round(b, 3), "staffed_s": round(s, 3), "occupancy": _ratio(b, s)}
+                for name, (b, s) in zip(self.group_names, group_tot)
+            },
+        }
+        if intervals:
+            rows = []
+            for iv in sorted(all_ivs):
+                accs = [d.get(iv) or Acc() for d in self.by_queue]
+                gt = [tuple(d.get(iv) or (0.0, 0.0)) for d in self.by_group]
+                rows.append({
+                    "start": iv * self.interval,
+                    "total": self._figures(accs, list(range(len(accs))), gt, None),
+                    "queues": {
+                        name: self._figures([accs[i]], [i], gt, self.queue_groups[i])
+                        for i, name in enumerate(self.queue_names)
+                        if accs[i].offered
+                    },
+                    "groups": {name: _ratio(b, s) for name, (b, s) in zip(self.group_names, gt) if s},
+                })
+            out["intervals"] = rows
+        return out
+
+    def _figures(self, accs: list[Acc], qidx: list[int], groups: list[tuple[float, float]],
+                 only_groups: list[int] | None) -> dict[str, Any]:
+        tot = Acc()
+        in_sl = 0
+        for a in accs:
+            tot.add(a)
+        in_sl = tot.answered_in_sl
+        # a contact counted in several queues (overflow) counts once in a total
+        offered = tot.offered - tot.overflow_in if len(accs) > 1 else tot.offered
+        waited = tot.waited - (tot.overflowed - tot.overflowed_out) if len(accs) > 1 else tot.waited
+        overflowed = tot.overflowed_out if len(accs) > 1 else tot.overflowed
+        gsel = range(len(groups)) if only_groups is None else only_groups
+        busy = sum(groups[g][0] for g in gsel)
+        staffed = sum(groups[g][1] for g in gsel)
+        handled = tot.completed
+        fig: dict[str, Any] = {
+            "offered": offered,
+            "answered": tot.answered,
+            "abandoned": tot.abandoned,
+            "overflowed": overflowed,
+            "waiting_at_end": offered - tot.answered - tot.abandoned - overflowed,
+            "abandon_rate": _ratio(tot.abandoned, offered),
+            "asa": _ratio(tot.wait_answered, tot.answered),
+            "p_wait": _ratio(waited, offered),
+            "service_level": _ratio(in_sl, offered),
+            "aht": _ratio(tot.talk + tot.wrap, handled),
+            "avg_talk": _ratio(tot.talk, handled),
+            "avg_wrap_up": _ratio(tot.wrap, handled),
+            "completed": handled,
+            "max_wait": round(tot.max_wait, 3),
+            "occupancy": _ratio(busy, staffed),
+        }
+        if len(qidx) == 1:
+            i = qidx[0]
+            fig["sl_threshold"] = self.thresholds[i]
+            fig["sl_target"] = self.sl_targets[i]
+            fig["sl_met"] = bool(offered) and fig["service_level"] >= self.sl_targets[i]
+        return fig
+
+
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 6) if b else 0.0
