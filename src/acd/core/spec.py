@@ -14,6 +14,7 @@ Units: durations in seconds; ``aging`` in priority points per minute of wait.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -81,9 +82,6 @@ class Capacity(_Base):
     email: Annotated[int, Meta(ge=0)] = 1
 
 
-DEFAULT_BLOCKING: dict[str, list[str]] = {"voice": ["chat", "email"]}
-
-
 class AgentGroup(_Base):
     """Agents sharing skills and settings: ``count`` agents named
     ``<group>-1`` .. ``<group>-<count>``, or the explicit ``ids``.
@@ -94,8 +92,8 @@ class AgentGroup(_Base):
     """
 
     group: Name
-    count: Annotated[int, Meta(ge=1)] | None = None
-    ids: list[Name] | None = None
+    count: Annotated[int, Meta(ge=1, le=100_000)] | None = None
+    ids: Annotated[list[Name], Meta(min_length=1, max_length=100_000)] | None = None
     skills: dict[str, Level] = {}
     attributes: dict[str, str | bool | int | float] = {}
     capacity: Capacity = Capacity()
@@ -126,6 +124,14 @@ class SpecError(ValueError):
         self.message = message
 
 
+class SpecErrors(ValueError):
+    """Several SpecErrors at once (``errors``), one per line in str()."""
+
+    def __init__(self, errors: list[SpecError]):
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
 def known_names(spec: Spec) -> tuple[set[str], set[str]]:
     """Skill names and attribute names that some agent group defines."""
     skills: set[str] = set()
@@ -145,18 +151,23 @@ def check(spec: Spec) -> list[SpecError]:
     for i, q in enumerate(spec.queues):
         p = f"queues[{i}]"
         if q.name in seen:
-            errors.append(SpecError(f"{p}.name", f"duplicate queue name {q.name!r}"))
+            errors.append(SpecError(f"{p}.name", f"duplicate queue name {_q(q.name)}"))
         seen.add(q.name)
         for skill in q.skills:
             if skill not in skills:
-                errors.append(SpecError(f"{p}.skills.{skill}", f"no agent group has skill {skill!r}"))
+                errors.append(SpecError(f"{p}.skills.{skill}", f"no agent group has skill {_q(skill)}"))
         if q.target is not None:
             _check_expr(errors, f"{p}.target", q.target, skills, attrs)
         if q.overflow is not None:
             if q.overflow not in names:
-                errors.append(SpecError(f"{p}.overflow", f"unknown queue {q.overflow!r}"))
+                errors.append(SpecError(f"{p}.overflow", f"unknown queue {_q(q.overflow)}"))
             elif q.overflow == q.name:
                 errors.append(SpecError(f"{p}.overflow", "a queue cannot overflow to itself"))
+            else:
+                other = spec.queues[names.index(q.overflow)]
+                if other.channel != q.channel:
+                    errors.append(SpecError(f"{p}.overflow", f"queue {_q(other.name)} takes {other.channel}, "
+                                            f"not {q.channel}: a contact keeps its channel"))
             if q.max_wait is None:
                 errors.append(SpecError(f"{p}.overflow", "overflow needs max_wait (when to overflow)"))
         last = 0.0
@@ -165,11 +176,11 @@ def check(spec: Spec) -> list[SpecError]:
             if step.after <= last:
                 errors.append(SpecError(f"{sp}.after", f"must be later than the step before ({last:g} s), got {step.after:g}"))
             last = step.after
-            if step.skills is None and step.target is None and step.priority == 0:
+            if not step.skills and step.target is None and step.priority == 0:
                 errors.append(SpecError(sp, "a step needs skills, target or priority"))
             for skill in step.skills or {}:
                 if skill not in skills:
-                    errors.append(SpecError(f"{sp}.skills.{skill}", f"no agent group has skill {skill!r}"))
+                    errors.append(SpecError(f"{sp}.skills.{skill}", f"no agent group has skill {_q(skill)}"))
             if step.target is not None:
                 _check_expr(errors, f"{sp}.target", step.target, skills, attrs)
     groups: set[str] = set()
@@ -177,26 +188,36 @@ def check(spec: Spec) -> list[SpecError]:
     for i, g in enumerate(spec.agents):
         p = f"agents[{i}]"
         if g.group in groups:
-            errors.append(SpecError(f"{p}.group", f"duplicate group name {g.group!r}"))
+            errors.append(SpecError(f"{p}.group", f"duplicate group name {_q(g.group)}"))
         groups.add(g.group)
         if (g.count is None) == (g.ids is None):
             errors.append(SpecError(p, "give exactly one of count and ids"))
         clash = set(g.skills) & set(g.attributes)
         for name in sorted(clash):
-            errors.append(SpecError(f"{p}.attributes.{name}", f"{name!r} is also a skill name"))
+            errors.append(SpecError(f"{p}.attributes.{name}", f"{_q(name)} is also a skill name"))
+        mine: set[str] = set()
         for aid in g.agent_ids():
+            if aid in mine:
+                errors.append(SpecError(f"{p}.ids", f"agent id {_q(aid)} appears twice"))
+                break
             if aid in ids:
-                errors.append(SpecError(f"{p}", f"agent id {aid!r} is also in group {ids[aid]!r}"))
+                errors.append(SpecError(p, f"agent id {_q(aid)} is also in group {_q(ids[aid])}"))
                 break
             ids[aid] = g.group
+            mine.add(aid)
     return errors
+
+
+def _q(value: Any) -> str:
+    """Quote a value the way every error message does (JSON style)."""
+    return json.dumps(value)
 
 
 def _check_expr(errors: list[SpecError], path: str, text: str, skills: set[str], attrs: set[str]) -> None:
     try:
         compile_expression(text, skills, attrs)
     except ExprError as exc:
-        errors.append(SpecError(path, f"{exc} in {text!r}"))
+        errors.append(SpecError(path, f"{exc} in {_q(text)}"))
 
 
 def spec_from_obj(obj: Any) -> Spec:
@@ -205,5 +226,5 @@ def spec_from_obj(obj: Any) -> Spec:
     spec = msgspec.convert(obj, Spec)
     errs = check(spec)
     if errs:
-        raise errs[0]
+        raise SpecErrors(errs)
     return spec
