@@ -792,8 +792,10 @@ def load_traffic(path: str | os.PathLike[str]) -> TrafficSpec:
             data = f.read()
     except OSError as exc:
         raise ValueError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    # Plain YAML first, then convert: msgspec.yaml.decode would refuse a
+    # quoted ISO timestamp for a datetime field (it only takes YAML's own).
     try:
-        spec = msgspec.yaml.decode(data, type=TrafficSpec)
+        spec = msgspec.convert(msgspec.yaml.decode(data), TrafficSpec)
     except msgspec.DecodeError as exc:
         raise ValueError(f"{p}: {_explain_yaml(exc)}") from None
     errs = check_traffic(spec)

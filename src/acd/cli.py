@@ -1,0 +1,198 @@
+"""The ``acd`` command line: ``main(argv) -> exit code``.
+
+Exit codes: 0 success, 1 failure at run time (e.g. an output cannot be
+written), 2 bad input (a config, a scenario or the arguments) -- always with a
+one-line reason on stderr and never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+import msgspec
+
+from . import __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("acd: interrupted", file=sys.stderr)
+        return 130
+
+
+def main_entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="acd", description="Contact-centre ACD and routing engine.")
+    p.add_argument("--version", action="version", version=f"acd {__version__}")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    c = sub.add_parser("check", help="validate a routing config", description="Validate a routing config.")
+    c.add_argument("config", metavar="CONFIG")
+    c.set_defaults(func=cmd_check)
+
+    r = sub.add_parser("replay", help="replay a scenario through the router in virtual time",
+                       description="Replay a scenario through the routing core in virtual time and report KPIs.")
+    r.add_argument("config", metavar="CONFIG")
+    r.add_argument("scenario", metavar="SCENARIO")
+    r.add_argument("--json", action="store_true", help="print the KPI report as one JSON object")
+    r.add_argument("--seed", type=int, default=0, help="seed of the random strategy (default 0)")
+    r.add_argument("--events", metavar="FILE", help="write every event and decision as JSON Lines")
+    r.add_argument("--answer-delay", type=float, default=0.0, metavar="S",
+                   help="seconds agents take to answer an offer (default 0)")
+    r.add_argument("--intervals", action="store_true", help="also print the per-interval table")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    r.set_defaults(func=cmd_replay)
+
+    s = sub.add_parser("scenario", help="make scenarios", description="Make traffic scenarios.")
+    ssub = s.add_subparsers(metavar="ACTION")
+    g = ssub.add_parser("generate", help="synthetic traffic (Poisson arrivals)",
+                        description="Generate synthetic traffic: Poisson arrivals, exponential or lognormal "
+                                    "handle times, exponential patience; seeded.")
+    from .scenario import add_generate_arguments, run_generate
+
+    add_generate_arguments(g)
+    g.set_defaults(func=run_generate)
+    s.set_defaults(func=lambda a: (s.print_help(sys.stderr), 2)[1])
+    return p
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"acd: {message}", file=sys.stderr)
+    return code
+
+
+def _load(path: str):
+    from .config import ConfigError, load_config
+
+    try:
+        return load_config(path), None
+    except ConfigError as exc:
+        return None, "\n".join(str(e) for e in exc.errors)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    spec, err = _load(args.config)
+    if err:
+        print(err, file=sys.stderr)
+        return 2
+    agents = sum(len(g.agent_ids()) for g in spec.agents)
+    print(f"{args.config}: ok ({len(spec.queues)} queues, {len(spec.agents)} agent groups, {agents} agents)")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .replay import Replay
+    from .scenario import Scenario, ScenarioError
+    from .tables import interval_table, iso, kpi_table
+
+    spec, err = _load(args.config)
+    if err:
+        print(err, file=sys.stderr)
+        return 2
+    try:
+        scenario = Scenario(args.scenario)
+    except ScenarioError as exc:
+        return _fail(str(exc))
+    if args.answer_delay < 0:
+        return _fail(f"--answer-delay: expected a number >= 0, got {args.answer_delay:g}")
+    events = None
+    if args.events:
+        try:
+            events = open(args.events, "wb")
+        except OSError as exc:
+            return _fail(f"{args.events}: {exc.strerror or exc}", 1)
+    progress = None
+    if not args.no_progress and sys.stderr.isatty():
+        progress = _Progress(args.scenario)
+    try:
+        rep = Replay(spec, seed=args.seed, start=scenario.start, answer_delay=args.answer_delay,
+                     events=events, progress=progress).run(scenario)
+    except ScenarioError as exc:
+        if progress:
+            progress.clear()
+        return _fail(str(exc))
+    finally:
+        if events is not None:
+            events.close()
+    if progress:
+        progress.clear()
+    for row in rep.get("intervals", []):
+        row["start_iso"] = iso(row["start"])
+    meta = rep["replay"]
+    meta["scenario"] = args.scenario
+    meta["config"] = args.config
+    meta["seed"] = args.seed
+    meta["start_iso"] = iso(meta["start"])
+    if args.json:
+        sys.stdout.write(msgspec.json.encode(rep).decode() + "\n")
+        return 0
+    print(f"acd replay: {args.scenario} with {args.config} (seed {args.seed})")
+    print(f"{meta['contacts']:,} contacts from {iso(meta['start'])} to {iso(meta['end'])}, "
+          f"replayed in {meta['wall_s']:.2f} s ({meta['contacts'] / max(meta['wall_s'], 1e-9):,.0f} contacts/s)")
+    print()
+    print(kpi_table(rep))
+    if args.intervals:
+        print()
+        print(interval_table(rep))
+    rejected = rep.get("rejected_inputs") or {}
+    if rejected:
+        print()
+        print("rejected inputs: " + ", ".join(f"{k} {v}" for k, v in rejected.items()))
+    if meta["in_system_at_end"]:
+        print(f"\n{meta['in_system_at_end']} contacts were still waiting at the end (no agent could take them)")
+    return 0
+
+
+class _Progress:
+    """A one-line progress bar on stderr, estimated from the file size."""
+
+    def __init__(self, path: str):
+        self.t0 = time.perf_counter()
+        self.total = None
+        try:
+            size = os.path.getsize(path)
+            with open(path, "rb") as f:
+                head = f.read(1 << 16)
+            lines = head.count(b"\n")
+            if lines > 10:
+                self.total = int(size / (len(head) / lines))
+        except OSError:
+            pass
+        self.shown = False
+
+    def __call__(self, n: int, t: float) -> None:
+        rate = n / max(time.perf_counter() - self.t0, 1e-9)
+        if self.total:
+            frac = min(n / self.total, 1.0)
+            bar = "#" * int(frac * 30)
+            text = f"[{bar:<30}] {frac:4.0%}  {n:,} contacts  {rate:,.0f}/s"
+        else:
+            text = f"{n:,} contacts  {rate:,.0f}/s"
+        sys.stderr.write("\r" + text)
+        sys.stderr.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * 79 + "\r")
+            sys.stderr.flush()
+
+
+if __name__ == "__main__":  # python -m acd.cli
+    sys.exit(main())
