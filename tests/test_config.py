@@ -485,7 +485,7 @@ def test_several_semantic_errors_reported_together(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(file)
     lines = str(info.value).splitlines()
-    assert len(lines) == 4 and lines[0] == f"{file}:3: queues[0].overflow: unknown queue 'nowhere'"
+    assert len(lines) == 4 and lines[0] == f"{file}:3: queues[0].overflow: unknown queue \"nowhere\""
     assert (info.value.line, info.value.path) == (3, "queues[0].overflow")
 
 

@@ -205,9 +205,6 @@ class EngineMachine(RuleBasedStateMachine):
             c["agent"] = None
             if e.reason != "withdrawn":
                 c["excluded"].add(e.agent)
-            # the engine re-evaluates the escalation step on requeue
-            q = m.queues[c["queue"]]
-            c["step"] = sum(1 for s in q.get("escalation", []) if now - c["entered"] >= s["after"])
         elif isinstance(e, ContactConnected):
             c = m.contacts[e.contact]
             assert c["state"] == "offered" and c["agent"] == e.agent
@@ -219,7 +216,10 @@ class EngineMachine(RuleBasedStateMachine):
         elif isinstance(e, ContactEscalated):
             c = m.contacts[e.contact]
             assert c["state"] == "waiting" and e.step > c["step"]
+            q = m.queues[c["queue"]]
+            assert e.step == sum(1 for s in q.get("escalation", []) if now - c["entered"] >= s["after"])
             c["step"] = e.step
+            c["excluded"] = set()  # a wider ring gives everyone another chance
         elif isinstance(e, ContactOverflowed):
             c = m.contacts[e.contact]
             assert c["state"] == "waiting" and c["queue"] == e.queue

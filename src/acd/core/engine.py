@@ -76,6 +76,22 @@ CONTACT_TRANSITIONS: dict[str, tuple[int, ...]] = {
 _STATE_WORDS = ("new", "waiting", "offered", "connected", "in wrap-up", "ended")
 
 
+_INF = float("inf")
+
+
+def _live(entry: tuple) -> bool:
+    """Can this deadline still act?  (Deadlines are never cancelled: a
+    contact that moved on simply makes its old deadlines dead.)"""
+    _, _, kind, c, token = entry
+    if kind == _RING:
+        return c.state == OFFERED and c.offers == token
+    if kind == _WRAP:
+        return c.state == WRAP_UP
+    if kind == _ESCALATE:
+        return c.state == WAITING and c.entry == token[0] and c.step < token[1]
+    return c.state == WAITING and c.entry == token  # _MAX_WAIT
+
+
 class Engine:
     """Routes contacts to agents.  See the module docstring."""
 
@@ -145,44 +161,38 @@ class Engine:
 
     def handle(self, event: Any, now: float) -> list:
         """Apply one inbound event at time ``now``; return the decisions and
-        state changes it caused (deadlines due by ``now`` first)."""
-        if not now >= self.now:  # also catches NaN
-            raise ValueError(f"time went backwards: {now!r} < {self.now!r}")
+        state changes it caused (deadlines due by ``now`` first; each output
+        carries its own time)."""
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            raise TypeError(f"not an inbound event: {event!r}")
+        if not now >= self.now or now == _INF:  # also refuses NaN
+            raise ValueError(f"time went backwards: {now!r} < {self.now!r}"
+                             if now < self.now else f"time must be finite, got {now!r}")
         out = self._out = []
         d = self._deadlines
         if d and d[0][0] <= now:
             self._run_deadlines(now)
         self.now = now
-        try:
-            handler = self._handlers[type(event)]
-        except KeyError:
-            raise TypeError(f"not an inbound event: {event!r}") from None
         handler(event)
         return out
 
     def next_deadline(self) -> float | None:
         """The earliest time at which something happens without an event
-        (deadlines that can no longer fire are dropped first)."""
+        (deadlines that can no longer act are dropped first)."""
         d = self._deadlines
         while d:
-            when, _, kind, c, token = d[0]
-            if kind == _RING:
-                live = c.state == OFFERED and c.offers == token
-            elif kind == _WRAP:
-                live = c.state == WRAP_UP
-            elif kind == _ESCALATE:
-                live = c.state != ENDED and c.entry == token[0]
-            else:
-                live = c.state != ENDED and c.entry == token
-            if live:
-                return when
+            entry = d[0]
+            if _live(entry):
+                return entry[0]
             heappop(d)
         return None
 
     def advance(self, now: float) -> list:
         """Let time pass to ``now``: fire every deadline due by then."""
-        if not now >= self.now:
-            raise ValueError(f"time went backwards: {now!r} < {self.now!r}")
+        if not now >= self.now or now == _INF:
+            raise ValueError(f"time went backwards: {now!r} < {self.now!r}"
+                             if now < self.now else f"time must be finite, got {now!r}")
         out = self._out = []
         if self._deadlines and self._deadlines[0][0] <= now:
             self._run_deadlines(now)
@@ -227,21 +237,19 @@ class Engine:
     def _run_deadlines(self, now: float) -> None:
         d = self._deadlines
         while d and d[0][0] <= now:
-            when, _, kind, c, token = heappop(d)
+            entry = heappop(d)
+            if not _live(entry):
+                continue
+            when, _, kind, c, token = entry
             self.now = when
             if kind == _RING:
-                if c.state == OFFERED and c.offers == token:
-                    self._offer_failed(c, "timeout", missed=True)
+                self._offer_failed(c, "timeout", missed=True)
             elif kind == _WRAP:
-                if c.state == WRAP_UP:
-                    self._finish(c)
+                self._finish(c)
             elif kind == _ESCALATE:
-                entry, step = token
-                if c.state == WAITING and c.entry == entry and c.step < step:
-                    self._escalate(c, step)
-            elif kind == _MAX_WAIT:
-                if c.state == WAITING and c.entry == token:
-                    self._overflow(c, "max_wait")
+                self._escalate(c, token[1])
+            else:
+                self._overflow(c, "max_wait")
 
     # ----------------------------------------------------------- the pools
 
@@ -362,6 +370,7 @@ class Engine:
         c.priority = c.base_priority + rule.priority + rule.step_priority[step]
         c.key = rule.aging_per_s * c.entered - c.priority
         c.pool = self._pool(rule, step, c.skill_key)
+        c.excluded = None  # a wider ring: agents who refused it get another chance
         self._out.append(ContactEscalated(time=self.now, contact=c.id, queue=rule.name, step=step))
         c.state = NEW
         self._route_contact(c)
@@ -393,12 +402,9 @@ class Engine:
             c.state = NEW
             return self._overflow(c, "max_wait")
         step = rule.step_at(waited)
-        if step != c.step:
-            c.step = step
-            c.priority = c.base_priority + rule.priority + rule.step_priority[step]
-            c.key = rule.aging_per_s * c.entered - c.priority
-            c.pool = self._pool(rule, step, c.skill_key)
         c.state = NEW
+        if step > c.step:  # escalation steps passed while it was ringing
+            return self._escalate(c, step)
         self._route_contact(c)
 
     def _release_offer(self, c: Contact) -> Agent:
@@ -417,11 +423,12 @@ class Engine:
                 c.excluded = set()
             c.excluded.add(a.id)
             a.missed += 1
-            if a.missed >= a.max_missed and a.presence == READY:
-                a.presence = NOT_READY
-                a.reason = "missed_offers"
-                self._unindex(a)
         self._requeue(c, a, reason)
+        if missed and a.missed >= a.max_missed and a.presence == READY:
+            a.presence = NOT_READY
+            a.reason = "missed_offers"
+            self._unindex(a)
+            self._withdraw_offers(a)
         self._refresh(a)
 
     def _lookup(self, ev: Any) -> Contact | None:
@@ -536,18 +543,27 @@ class Engine:
             return self._reject(ev, PRESENCE_REFUSALS[(a.presence, command)], agent=a.id)
         if command == "login" and reason is not None:
             new = NOT_READY
+        old_reason = a.reason
+        if new == READY and a.presence != READY:
+            a.missed = 0  # a fresh start after a break, not a way to dodge the count
         a.presence = new
         a.reason = reason if new == NOT_READY else None
         if new != READY:
             self._unindex(a)
-        if new != READY and a.n_offered:
-            # No new work once not ready: ringing offers go back to the queue.
+            self._withdraw_offers(a)
+        if new == NOT_READY and a.state == "not_ready" and reason != old_reason:
+            # same state, new reason (break -> lunch): say so
+            self._out.append(AgentStateChanged(time=self.now, agent=a.id, state="not_ready",
+                                               previous="not_ready", reason=reason))
+        self._refresh(a)
+
+    def _withdraw_offers(self, a: Agent) -> None:
+        """No new work once not ready: ringing offers go back to their place
+        in the queue (no miss counted)."""
+        if a.n_offered:
             for c in [c for c in a.contacts.values() if c.state == OFFERED]:
                 self._release_offer(c)
                 self._requeue(c, a, "withdrawn")
-        if new == READY:
-            a.missed = 0
-        self._refresh(a)
 
     def _on_login(self, ev: AgentLogin) -> None:
         self._presence(ev, "login", ev.reason)
