@@ -17,6 +17,7 @@ customer abandons when ``patience`` runs out before being connected.
 from __future__ import annotations
 
 import time as _time
+from itertools import chain as _chain
 from heapq import heappop, heappush
 from random import Random
 from typing import Any, BinaryIO, Callable, Iterable
@@ -34,17 +35,23 @@ from .core.spec import Spec
 _INF = float("inf")
 # shell event kinds
 _END, _ABANDON, _ACCEPT = 0, 1, 2
+# outbound events the simulated people react to
+_OFFERED, _CONNECTED, _GONE, _OVERFLOWED = 0, 1, 2, 3
+_REACT = {ContactOffered: _OFFERED, ContactConnected: _CONNECTED, ContactAbandoned: _GONE,
+          ContactOverflowed: _OVERFLOWED}
 
 
 class Replay:
     """One replay run.  ``run(items)`` consumes ``(time, line)`` pairs in time
     order (``acd.scenario.Scenario`` yields them) and returns the KPI report."""
 
-    def __init__(self, spec: Spec, *, seed: int = 0, start: float = 0.0, answer_delay: float = 0.0,
+    def __init__(self, spec: Spec, *, seed: int = 0, start: float | None = None, answer_delay: float = 0.0,
                  events: BinaryIO | None = None, progress: Callable[[int, float], None] | None = None,
                  progress_every: int = 50_000):
-        self.engine = Engine(spec, rng=Random(seed), start=start)
+        self.spec = spec
+        self.seed = seed
         self.start = start
+        self.engine: Engine | None = None
         self.answer_delay = answer_delay
         self.events = events
         self._enc = msgspec.json.Encoder()
@@ -59,7 +66,31 @@ class Replay:
     # -- the loop ----------------------------------------------------------
 
     def run(self, items: Iterable[tuple[float, Any]]) -> dict[str, Any]:
+        """Play ``items``; the clock starts at ``start``, else at the
+        scenario's own start (``items.start``), else at the first line."""
         wall0 = _time.perf_counter()
+        if self.start is None:
+            self.start = getattr(items, "start", None)
+        if self.start is None:
+            it = iter(items)
+            first = next(it, None)
+            self.start = first[0] if first is not None else 0.0
+            items = it if first is None else _chain([first], it)
+        eng = self.engine = Engine(self.spec, rng=Random(self.seed), start=self.start)
+        n = self._loop(items)
+        self.contacts = n
+        report = eng.report()
+        report["replay"] = {
+            "contacts": n,
+            "agent_lines": self.agent_lines,
+            "start": self.start,
+            "end": eng.now,
+            "wall_s": round(_time.perf_counter() - wall0, 3),
+            "in_system_at_end": len(eng.contacts),
+        }
+        return report
+
+    def _loop(self, items: Iterable[tuple[float, Any]]) -> int:
         eng = self.engine
         heap = self._heap
         next_deadline = eng.next_deadline
@@ -121,17 +152,7 @@ class Replay:
             out = eng.advance(td) if td <= ts else self._fire(heappop(heap))
             if out:
                 process(out)
-        self.contacts = n
-        report = eng.report()
-        report["replay"] = {
-            "contacts": n,
-            "agent_lines": self.agent_lines,
-            "start": self.start,
-            "end": eng.now,
-            "wall_s": round(_time.perf_counter() - wall0, 3),
-            "in_system_at_end": len(eng.contacts),
-        }
-        return report
+        return n
 
     def _fire(self, entry: tuple) -> list:
         when, _, kind, cid = entry
@@ -149,24 +170,26 @@ class Replay:
 
     def _process(self, out: list) -> None:
         """React to the core's decisions as the simulated people would."""
-        logging = self.events is not None
-        if logging:
+        if self.events is not None:
             self._log_out(out)
+        react = _REACT
         for e in out:
-            tp = type(e)
-            if tp is ContactOffered:
+            kind = react.get(type(e))
+            if kind is None:  # state changes and the like: nobody needs to act
+                continue
+            if kind == _OFFERED:
                 if self.answer_delay > 0:
                     self._seq += 1
                     heappush(self._heap, (e.time + self.answer_delay, self._seq, _ACCEPT, (e.contact, e.agent)))
                     continue
                 ev = OfferAccepted(contact=e.contact, agent=e.agent)
-                if logging:
+                if self.events is not None:
                     self._log_in(ev, e.time)
                 self._process(self.engine.handle(ev, e.time))
-            elif tp is ContactConnected:
+            elif kind == _CONNECTED:
                 self._seq += 1
                 heappush(self._heap, (e.time + self._pending.pop(e.contact).handle_time, self._seq, _END, e.contact))
-            elif tp is ContactAbandoned or (tp is ContactOverflowed and e.to_queue is None):
+            elif kind == _GONE or e.to_queue is None:  # abandoned, or overflowed out of acd
                 self._pending.pop(e.contact, None)
 
     # -- the event log (--events) -------------------------------------------
