@@ -31,6 +31,7 @@ from .core.events import (
     OfferAccepted,
 )
 from .core.spec import Spec
+from .scenario import AgentLine
 
 _INF = float("inf")
 # shell event kinds
@@ -100,10 +101,11 @@ class Replay:
         log = self._log_in if self.events is not None else None
         progress, every = self.progress, self.progress_every
         n = 0
+        deadlines = eng._deadlines  # peeked only to skip a call when empty
         for t, item in items:
             # 1. everything due before (or at) this line's time
             while True:
-                td = next_deadline()
+                td = next_deadline() if deadlines else None
                 if td is None:
                     td = _INF
                 ts = heap[0][0] if heap else _INF
@@ -118,8 +120,7 @@ class Replay:
                 if out:
                     process(out)
             # 2. the line itself
-            handle_time = getattr(item, "handle_time", None)
-            if handle_time is not None:
+            if item.__class__ is not AgentLine:
                 cid = item.id
                 pending[cid] = item
                 ev = ContactArrived(contact=cid, queue=item.queue, channel=item.channel,

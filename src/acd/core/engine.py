@@ -633,7 +633,22 @@ class Engine:
             elif pushed is not None:
                 a.ver[ch] += 1
                 a.pushed[ch] = None
-        self._publish(a)
+        # _publish(a), inlined: this runs several times per contact
+        if a.n_offered:
+            state = "offered"
+        elif a.n_talking:
+            state = "busy"
+        elif a.n_wrapping:
+            state = "wrap_up"
+        else:
+            state = PRESENCE_NAMES[a.presence]
+        if state != a.state:
+            self._out.append(AgentStateChanged(time=now, agent=a.id, state=state, previous=a.state,
+                                               reason=a.reason if state == "not_ready" else None))
+            a.state = state
+        busy = a.n_talking + a.n_wrapping > 0
+        if busy != a.busy or (busy or ready) != a.staffed:
+            self._account(a, busy, busy or ready)
 
     def _publish(self, a: Agent) -> None:
         """Emit the agent's visible state if it changed; account busy and
@@ -652,13 +667,19 @@ class Engine:
                                                reason=a.reason if state == "not_ready" else None))
             a.state = state
         busy = a.n_talking + a.n_wrapping > 0
+        staffed = busy or a.presence == READY
+        if busy != a.busy or staffed != a.staffed:
+            self._account(a, busy, staffed)
+
+    def _account(self, a: Agent, busy: bool, staffed: bool) -> None:
+        """Close or open the agent's busy and staffed periods (occupancy)."""
+        now = self.now
         if busy != a.busy:
             a.busy = busy
             if busy:
                 a.busy_since = now
             else:
                 self.kpi.add_span(a.group, 0, a.busy_since, now)
-        staffed = busy or a.presence == READY
         if staffed != a.staffed:
             a.staffed = staffed
             if staffed:
