@@ -209,14 +209,14 @@ def _tagged_uniformization(lam, aht, c, patience, t):
     big = cmu + len(q) * theta
     x = list(q)
     served = abandoned = 0.0
+    assert big * t < 700, "exp(-big*t) would underflow: keep the test cases small"
     poisson = math.exp(-big * t)
     acc_s = acc_a = 0.0
     n = 0
-    cdf = poisson
     while True:
         acc_s += poisson * served
         acc_a += poisson * abandoned
-        if 1.0 - cdf < 1e-16 and n > big * t:
+        if n > big * t and poisson < 1e-18:  # past the mode, the remaining terms are negligible
             break
         # one uniformized step
         served += x[0] * cmu / big
@@ -224,7 +224,6 @@ def _tagged_uniformization(lam, aht, c, patience, t):
         x = [x[i] * (1 - (cmu + (i + 1) * theta) / big) + (x[i + 1] * (cmu + (i + 1) * theta) / big if i + 1 < len(x) else 0.0) for i in range(len(x))]
         n += 1
         poisson *= big * t / n
-        cdf += poisson
     return acc_s, acc_a
 
 
