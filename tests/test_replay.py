@@ -219,3 +219,35 @@ def test_shipped_default_replay_meets_its_story():
     assert tot["answered"] + tot["abandoned"] + tot["overflowed"] == 5600
     assert 0.5 < tot["service_level"] < 1 and 0 < tot["abandon_rate"] < 0.1
     assert rep["replay"]["in_system_at_end"] == 0
+
+
+def test_censored_patience_follows_the_curve_given_the_observed_wait():
+    from random import Random
+
+    from acd.scenario import draw_patience
+
+    curve = [(10.0, 0.8), (60.0, 0.4), (120.0, 0.1)]
+    rng = Random(5)
+    draws = [draw_patience(curve, 0.0, rng.random()) for _ in range(20000)]
+    survive_60 = sum(1 for d in draws if d is None or d > 60) / len(draws)
+    assert survive_60 == pytest.approx(0.4, abs=0.015)
+    never = sum(d is None for d in draws) / len(draws)
+    assert never == pytest.approx(0.1, abs=0.01)
+    # conditional on having waited 60 s already: S(120 | 60) = 0.1 / 0.4
+    cond = [draw_patience(curve, 60.0, rng.random()) for _ in range(20000)]
+    assert all(d is None or d >= 60 for d in cond)
+    assert sum(1 for d in cond if d is None or d > 120) / len(cond) == pytest.approx(0.25, abs=0.015)
+
+
+def test_replay_draws_censored_patience_from_the_header(tmp_path):
+    lines = [{"type": "scenario", "start": "2026-01-05T00:00:00Z",
+              "patience_curves": {"PS": [[5, 0.5], [10, 0.0]]}}]
+    # one agent busy for 1000 s; the others wait and must abandon by 10 s after arrival
+    lines.append({"id": "c0", "arrival": 0, "queue": "q", "handle_time": 1000})
+    lines += [{"id": f"c{i}", "arrival": i, "queue": "q", "handle_time": 10, "patience_curve": "PS",
+               "patience_after": 2} for i in range(1, 50)]
+    scen = write(tmp_path, "s.jsonl", scenario_lines(lines))
+    spec = spec_from_obj({"queues": [{"name": "q"}], "agents": [{"group": "a", "count": 1}]})
+    rep = Replay(spec, seed=1).run(Scenario(scen))
+    assert rep["total"]["abandoned"] == 49
+    assert 2 <= rep["queues"]["q"]["max_wait"] <= 10

@@ -31,7 +31,7 @@ from .core.events import (
     OfferAccepted,
 )
 from .core.spec import Spec
-from .scenario import AgentLine
+from .scenario import AgentLine, draw_patience
 
 _INF = float("inf")
 # shell event kinds
@@ -78,6 +78,8 @@ class Replay:
             self.start = first[0] if first is not None else 0.0
             items = it if first is None else _chain([first], it)
         eng = self.engine = Engine(self.spec, rng=Random(self.seed), start=self.start)
+        self.patience_curves = getattr(items, "patience_curves", None) or {}
+        self._patience_rng = Random(f"patience-{self.seed}")
         n = self._loop(items)
         self.contacts = n
         report = eng.report()
@@ -129,6 +131,8 @@ class Replay:
                     log(ev, t)
                 out = handle(ev, t)
                 patience = item.patience
+                if patience is None and item.patience_curve is not None:
+                    patience = self._censored_patience(item)
                 if patience is not None:
                     self._seq += 1
                     heappush(heap, (t + patience, self._seq, _ABANDON, cid))
@@ -154,6 +158,15 @@ class Replay:
             if out:
                 process(out)
         return n
+
+    def _censored_patience(self, item: Any) -> float | None:
+        """Recorded traffic: the customer's patience is only known to exceed
+        what the record shows; draw the rest from the scenario's curve, from
+        a random stream of its own (seeded, apart from the strategy's)."""
+        curve = self.patience_curves.get(item.patience_curve)
+        if curve is None:
+            raise ValueError(f"contact {item.id}: unknown patience_curve {item.patience_curve!r}")
+        return draw_patience(curve, item.patience_after or 0.0, self._patience_rng.random())
 
     def _fire(self, entry: tuple) -> list:
         when, _, kind, cid = entry

@@ -92,6 +92,11 @@ class ContactLine(
     priority: float = 0.0
     skills: dict[str, MinLevel] = {}  # extra required skills, skill -> minimum level
     attributes: dict[str, Any] = {}
+    # Censored patience (recorded traffic): with no ``patience``, the replay
+    # draws one from the header's ``patience_curves[patience_curve]``, given
+    # that the customer waited at least ``patience_after`` seconds.
+    patience_curve: str | None = None
+    patience_after: Seconds | None = None
 
 
 class AgentLine(
@@ -128,6 +133,9 @@ class ScenarioHeader(
     start: datetime | None = None
     name: str | None = None
     description: str | None = None
+    # name -> survival curve [[t, S(t)], ...]: times increasing, S from 1 down
+    # (e.g. Kaplan-Meier of the recorded patience); see ``draw_patience``.
+    patience_curves: dict[str, list[tuple[Seconds, Annotated[float, Meta(ge=0, le=1)]]]] = {}
 
 
 Line = Union[ContactLine, AgentLine]
@@ -347,6 +355,7 @@ class Scenario:
         self.path: str = os.fspath(path)
         self.start: float = DEFAULT_START
         self.name: str | None = None
+        self.patience_curves: dict[str, list[tuple[float, float]]] = {}
         self.description: str | None = None
         self.chunk_size = max(1, int(chunk_size))
         suffix = os.path.splitext(self.path)[1].lower()
@@ -397,6 +406,11 @@ class Scenario:
                             self.start = _dt_epoch(item.start)
                         self.name = item.name
                         self.description = item.description
+                        for cname, curve in item.patience_curves.items():
+                            problem = check_curve(curve)
+                            if problem:
+                                raise ScenarioError(self.path, lineno, f"patience_curves.{cname}: {problem}")
+                        self.patience_curves = item.patience_curves
                         offset += len(body)
                         self._body_offset, self._body_line = offset, lineno
                         return
@@ -669,6 +683,8 @@ def write_scenario(
     *,
     start: float | None = None,
     name: str | None = None,
+    description: str | None = None,
+    patience_curves: dict[str, list[tuple[float, float]]] | None = None,
 ) -> int:
     """Write ``items`` as a JSONL scenario, header first; return the number of
     items written. ``start`` (epoch seconds) defaults to ``DEFAULT_START``.
@@ -676,16 +692,53 @@ def write_scenario(
     p = os.fspath(path)
     if p.lower().endswith((".csv", ".tsv")):
         raise ValueError(f"{p}: write_scenario writes JSON Lines; use a .jsonl name")
-    if p == "-":
-        return _write_jsonl(sys.stdout.buffer, items, start=start, name=name)
-    with open(p, "wb") as f:
-        return _write_jsonl(f, items, start=start, name=name)
-
-
-def _write_jsonl(f: IO[bytes], items: Iterable[Any], *, start: float | None, name: str | None) -> int:
-    enc = msgspec.json.Encoder()
     s = DEFAULT_START if start is None else start
-    header = ScenarioHeader(start=datetime.fromtimestamp(s, timezone.utc), name=name)
+    header = ScenarioHeader(start=datetime.fromtimestamp(s, timezone.utc), name=name, description=description,
+                            patience_curves=patience_curves or {})
+    if p == "-":
+        return _write_jsonl(sys.stdout.buffer, items, header)
+    with open(p, "wb") as f:
+        return _write_jsonl(f, items, header)
+
+
+def check_curve(curve: list[tuple[float, float]]) -> str | None:
+    """Why a survival curve is unusable, or None."""
+    last_t, last_s = 0.0, 1.0
+    for i, (t, surv) in enumerate(curve):
+        if t < last_t or surv > last_s:
+            return f"point {i} ({t:g}, {surv:g}): times must increase and survival must not"
+        last_t, last_s = t, surv
+    return None
+
+
+def draw_patience(curve: list[tuple[float, float]], after: float, u: float) -> float | None:
+    """A patience drawn from ``curve`` given that it exceeds ``after``.
+
+    The survival S is read as piecewise linear through (0, 1) and the points;
+    ``u`` in [0, 1) picks the quantile: the result p solves
+    S(p) = u * S(after), p >= after.  When that level lies below the curve's
+    last point (the records never saw anyone wait that long) the customer
+    never abandons: None.
+    """
+    pts = [(0.0, 1.0)] + [(float(t), float(s)) for t, s in curve]
+    s_after = pts[-1][1]
+    for (t0, s0), (t1, s1) in zip(pts, pts[1:]):
+        if after <= t1:
+            s_after = s0 if t1 == t0 else s0 + (s1 - s0) * (max(after, t0) - t0) / (t1 - t0)
+            break
+    target = u * s_after
+    for (t0, s0), (t1, s1) in zip(pts, pts[1:]):
+        if t1 < after or s1 > target:
+            continue
+        if s0 == s1:
+            return max(after, t1)
+        p = t0 + (s0 - target) * (t1 - t0) / (s0 - s1)
+        return max(after, p)
+    return None
+
+
+def _write_jsonl(f: IO[bytes], items: Iterable[Any], header: ScenarioHeader) -> int:
+    enc = msgspec.json.Encoder()
     f.write(enc.encode(header) + b"\n")
     buf = bytearray()
     n = 0
@@ -1075,7 +1128,9 @@ __all__ = [
     "ScenarioHeader",
     "TrafficSpec",
     "add_generate_arguments",
+    "check_curve",
     "check_traffic",
+    "draw_patience",
     "generate",
     "load_traffic",
     "mmc_traffic",
