@@ -1095,8 +1095,8 @@ def test_kpis_on_a_hand_computed_scenario():
     q1 = iv1["queues"]["support"]
     assert (q1["offered"], q1["answered"], q1["asa"], q1["service_level"], q1["aht"]) == (1, 1, 5, 1.0, 30)
     # occupancy split at the interval edge: a-2's wrap-up runs 100-110
-    assert iv0["groups"]["a"] == 0.65     # (70 + 60) / 200
-    assert iv1["groups"]["a"] == 0.2      # (10 + 30) / 200
+    assert iv0["groups"]["a"]["occupancy"] == 0.65    # (70 + 60) / 200
+    assert iv1["groups"]["a"]["occupancy"] == 0.2     # (10 + 30) / 200
     assert iv0["total"]["occupancy"] == 0.65
 
 
@@ -1211,3 +1211,25 @@ def test_overflow_into_a_queue_of_another_channel_is_refused():
     with pytest.raises(SpecErrors, match="takes chat, not voice"):
         make_spec([{"name": "v", "channel": "voice", "max_wait": 30, "overflow": "c"},
                    {"name": "c", "channel": "chat"}], agents(1))
+
+
+def test_queue_length_and_wait_histogram_in_the_report():
+    r = Run(support_queue(), agents(1), interval=100)
+    r.arrive("c1", "support", 0)
+    r.accept("c1", 0)
+    r.arrive("c2", "support", 10)      # waits 10-60
+    r.arrive("c3", "support", 20)      # waits 20-50, then abandons
+    r.abandon("c3", 50)
+    r.end("c1", 60)                    # c2 is offered at 60 (no wrap-up)
+    r.accept("c2", 60)
+    rep = r.engine.report()
+    row = rep["intervals"][0]["queues"]["support"]
+    assert row["max_queue_len"] == 2
+    assert row["avg_queue_len"] == round((50 + 30) / 100, 4)  # interval length 100 in this harness
+    hist = rep["wait_histogram"]
+    assert hist["edges"][0] == 0
+    answered = hist["queues"]["support"]["answered"]
+    abandoned = hist["queues"]["support"]["abandoned"]
+    assert sum(answered) == 2 and answered[0] == 1           # c1 waited 0
+    assert answered[hist["edges"].index(45)] == 1            # c2 waited 50: bin [45, 60)
+    assert abandoned[hist["edges"].index(30)] == 1           # c3 gave up after 30: bin [30, 45)

@@ -221,7 +221,13 @@ def _tagged_uniformization(lam, aht, c, patience, t):
         # one uniformized step
         served += x[0] * cmu / big
         abandoned += sum(x) * theta / big
-        x = [x[i] * (1 - (cmu + (i + 1) * theta) / big) + (x[i + 1] * (cmu + (i + 1) * theta) / big if i + 1 < len(x) else 0.0) for i in range(len(x))]
+        # stage i is left at rate cmu + (i+1)*theta (forward cmu + i*theta, abandon theta);
+        # stage i+1 moves forward into i at rate cmu + (i+1)*theta
+        x = [
+            x[i] * (1 - (cmu + (i + 1) * theta) / big)
+            + (x[i + 1] * (cmu + (i + 1) * theta) / big if i + 1 < len(x) else 0.0)
+            for i in range(len(x))
+        ]
         n += 1
         poisson *= big * t / n
     return acc_s, acc_a

@@ -201,7 +201,7 @@ class Engine:
 
     def report(self, intervals: bool = True) -> dict[str, Any]:
         """KPI report up to the current time (see ``acd.core.kpi``)."""
-        rep = self.kpi.report(self._open_spans(), intervals)
+        rep = self.kpi.report(self._open_spans(), intervals, now=self.now)
         rep["rejected_inputs"] = dict(sorted(self.rejected.items()))
         return rep
 
@@ -328,6 +328,7 @@ class Engine:
             c.state = WAITING
             c.ver += 1
             pool.push(c)
+            self.kpi.queue_len(c.queue.idx, self.now, 1)
             return False
         self._offer(c, agent)
         self._refresh(agent)
@@ -337,6 +338,7 @@ class Engine:
         now = self.now
         if c.state == WAITING:
             c.pool.n_waiting -= 1
+            self.kpi.queue_len(c.queue.idx, now, -1)
         c.ver += 1
         c.state = OFFERED
         c.agent = a
@@ -361,6 +363,7 @@ class Engine:
     def _leave_pool(self, c: Contact) -> None:
         if c.state == WAITING:
             c.pool.n_waiting -= 1
+            self.kpi.queue_len(c.queue.idx, self.now, -1)
         c.ver += 1
 
     def _escalate(self, c: Contact, step: int) -> None:

@@ -26,7 +26,12 @@ boundaries.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Any
+
+
+#: Edges (s) of the wait-time histogram: bin i is [edge i, edge i+1), the last open.
+WAIT_EDGES = (0, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 
 
 class Acc:
@@ -35,12 +40,14 @@ class Acc:
     __slots__ = (
         "offered", "overflow_in", "answered", "answered_in_sl", "abandoned", "overflowed",
         "overflowed_out", "waited", "wait_answered", "wait_abandoned", "max_wait",
-        "completed", "talk", "wrap",
+        "completed", "talk", "wrap", "hist_answered", "hist_abandoned",
     )
 
     def __init__(self) -> None:
         for name in self.__slots__:
             setattr(self, name, 0 if name not in ("wait_answered", "wait_abandoned", "max_wait", "talk", "wrap") else 0.0)
+        self.hist_answered = [0] * len(WAIT_EDGES)
+        self.hist_abandoned = [0] * len(WAIT_EDGES)
 
     # One method per outcome: the engine calls these as contacts move.
 
@@ -54,6 +61,7 @@ class Acc:
         self.wait_answered += wait
         if wait <= threshold:
             self.answered_in_sl += 1
+        self.hist_answered[bisect_right(WAIT_EDGES, wait) - 1] += 1
         if wait > 0:
             self.waited += 1
             if wait > self.max_wait:
@@ -62,6 +70,7 @@ class Acc:
     def abandon(self, wait: float) -> None:
         self.abandoned += 1
         self.wait_abandoned += wait
+        self.hist_abandoned[bisect_right(WAIT_EDGES, wait) - 1] += 1
         if wait > 0:
             self.waited += 1
             if wait > self.max_wait:
@@ -85,6 +94,10 @@ class Acc:
         for name in self.__slots__:
             if name == "max_wait":
                 self.max_wait = max(self.max_wait, other.max_wait)
+            elif name.startswith("hist_"):
+                mine = getattr(self, name)
+                for i, n in enumerate(getattr(other, name)):
+                    mine[i] += n
             else:
                 setattr(self, name, getattr(self, name) + getattr(other, name))
 
@@ -105,6 +118,9 @@ class Kpi:
         # per group: interval -> [busy_s, staffed_s]
         self.by_group: list[dict[int, list[float]]] = [{} for _ in group_names]
         self.queue_groups: list[list[int]] = [[] for _ in queue_names]
+        # per queue: [contacts waiting now, since when]; interval -> [wait-seconds, max waiting]
+        self.qlen_now: list[list[float]] = [[0, start] for _ in queue_names]
+        self.by_queue_len: list[dict[int, list[float]]] = [{} for _ in queue_names]
 
     # -- contacts --------------------------------------------------------------
 
@@ -114,6 +130,30 @@ class Kpi:
         if acc is None:
             acc = d[iv] = Acc()
         return acc
+
+    def queue_len(self, qidx: int, now: float, delta: int) -> None:
+        """The number of contacts waiting in a queue changed by ``delta``."""
+        st = self.qlen_now[qidx]
+        n, t0 = st
+        buckets = self.by_queue_len[qidx]
+        iv_len = self.interval
+        iv = int(t0 // iv_len)
+        while n and t0 < now:
+            t1 = min(now, (iv + 1) * iv_len)
+            b = buckets.get(iv)
+            if b is None:
+                b = buckets[iv] = [0.0, 0]
+            b[0] += n * (t1 - t0)
+            t0 = t1
+            iv += 1
+        n += delta
+        st[0], st[1] = n, now
+        if delta > 0:
+            b = buckets.get(int(now // iv_len))
+            if b is None:
+                b = buckets[int(now // iv_len)] = [0.0, 0]
+            if n > b[1]:
+                b[1] = n
 
     # -- agents ----------------------------------------------------------------
 
@@ -137,17 +177,26 @@ class Kpi:
 
     # -- reporting -------------------------------------------------------------
 
-    def report(self, open_spans: list[tuple[int, int, float, float]] = (), intervals: bool = True) -> dict[str, Any]:
+    def report(self, open_spans: list[tuple[int, int, float, float]] = (), intervals: bool = True,
+               now: float | None = None) -> dict[str, Any]:
         """``{"total": {...}, "queues": {name: {...}}, "groups": {...},
         "intervals": [...]}`` with the figures defined in the module doc.
-        ``open_spans`` are agent periods still running, counted but not kept."""
+        ``open_spans`` are agent periods still running and ``now`` the time
+        up to which queue lengths count: included, but not kept."""
         saved = [{iv: list(b) for iv, b in d.items()} for d in self.by_group]
+        saved_len = ([{iv: list(b) for iv, b in d.items()} for d in self.by_queue_len],
+                     [list(st) for st in self.qlen_now])
         for group, kind, t0, t1 in open_spans:
             self.add_span(group, kind, t0, t1)
+        if now is not None:
+            for q, st in enumerate(self.qlen_now):
+                if now > st[1]:
+                    self.queue_len(q, now, 0)
         try:
             return self._report(intervals)
         finally:
             self.by_group = saved
+            self.by_queue_len, self.qlen_now = saved_len
 
     def _report(self, intervals: bool) -> dict[str, Any]:
         queue_tot = []
@@ -170,6 +219,12 @@ class Kpi:
                 name: self._figures([queue_tot[i]], [i], group_tot, self.queue_groups[i])
                 for i, name in enumerate(self.queue_names)
             },
+            "wait_histogram": {
+                "edges": list(WAIT_EDGES),
+                "queues": {name: {"answered": list(queue_tot[i].hist_answered),
+                                  "abandoned": list(queue_tot[i].hist_abandoned)}
+                           for i, name in enumerate(self.queue_names)},
+            },
             "groups": {
                 name: {"busy_s": round(b, 3), "staffed_s": round(s, 3), "occupancy": _ratio(b, s)}
                 for name, (b, s) in zip(self.group_names, group_tot)
@@ -177,18 +232,30 @@ class Kpi:
         }
         if intervals:
             rows = []
+            for d in self.by_queue_len:
+                all_ivs.update(d)
+            iv_len = self.interval
             for iv in sorted(all_ivs):
                 accs = [d.get(iv) or Acc() for d in self.by_queue]
                 gt = [tuple(d.get(iv) or (0.0, 0.0)) for d in self.by_group]
+                qlen = [d.get(iv) or (0.0, 0) for d in self.by_queue_len]
+                queues = {}
+                for i, name in enumerate(self.queue_names):
+                    if accs[i].offered or qlen[i][1]:
+                        fig = self._figures([accs[i]], [i], gt, self.queue_groups[i])
+                        fig["avg_queue_len"] = round(qlen[i][0] / iv_len, 4)
+                        fig["max_queue_len"] = qlen[i][1]
+                        queues[name] = fig
+                total = self._figures(accs, list(range(len(accs))), gt, None)
+                total["avg_queue_len"] = round(sum(q[0] for q in qlen) / iv_len, 4)
                 rows.append({
-                    "start": iv * self.interval,
-                    "total": self._figures(accs, list(range(len(accs))), gt, None),
-                    "queues": {
-                        name: self._figures([accs[i]], [i], gt, self.queue_groups[i])
-                        for i, name in enumerate(self.queue_names)
-                        if accs[i].offered
-                    },
-                    "groups": {name: _ratio(b, s) for name, (b, s) in zip(self.group_names, gt) if s},
+                    "start": iv * iv_len,
+                    "total": total,
+                    "queues": queues,
+                    # agents on average staffed and busy in the interval
+                    "groups": {name: {"staffed": round(s / iv_len, 3), "busy": round(b / iv_len, 3),
+                                      "occupancy": _ratio(b, s)}
+                               for name, (b, s) in zip(self.group_names, gt) if s or b},
                 })
             out["intervals"] = rows
         return out
