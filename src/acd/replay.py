@@ -118,7 +118,11 @@ class Replay:
                 else:
                     if ts > t:
                         break
-                    out = self._fire(heappop(heap))
+                    entry = heappop(heap)
+                    if entry[2] == _END and not log:  # the common case, inlined
+                        out = handle(ContactEnded(contact=entry[3]), ts)
+                    else:
+                        out = self._fire(entry)
                 if out:
                     process(out)
             # 2. the line itself

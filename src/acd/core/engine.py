@@ -484,8 +484,17 @@ class Engine:
         wait = now - c.arrival
         rule = c.queue
         c.acc.answer(wait, rule.threshold)
-        self._out.append(ContactConnected(time=now, contact=c.id, queue=rule.name, agent=a.id, wait=wait))
-        self._publish(a)  # slots used are unchanged: only the visible state moves
+        out = self._out
+        out.append(ContactConnected(time=now, contact=c.id, queue=rule.name, agent=a.id, wait=wait))
+        # Slots used are unchanged, so availability is too: only the visible
+        # state moves (to busy, unless other offers still ring) and the busy
+        # period starts.  (_publish, inlined for the hot path.)
+        state = "offered" if a.n_offered else "busy"
+        if state != a.state:
+            out.append(AgentStateChanged(time=now, agent=a.id, state=state, previous=a.state, reason=None))
+            a.state = state
+        if not a.busy or not a.staffed:
+            self._account(a, True, True)
 
     def _on_rejected(self, ev: OfferRejected) -> None:
         c = self._lookup(ev)
