@@ -60,7 +60,7 @@ class Agent:
         "used", "n_offered", "n_talking", "n_wrapping",
         "ver", "pushed", "since", "pools", "chans",
         "missed", "last_offer", "iv", "iv_count", "busy", "staffed", "busy_since", "staffed_since",
-        "contacts", "pool_list",
+        "contacts", "pool_list", "keyver",
     )
 
     def __init__(self, idx: int, agent_id: str, group: int, skills: dict[str, int],
@@ -86,10 +86,12 @@ class Agent:
         self.n_talking = 0
         self.n_wrapping = 0
         # Idle-index bookkeeping per channel: `ver` invalidates stale heap
-        # entries; `pushed` is the key signature last indexed (None: not
-        # indexed, i.e. unavailable); `since` when it last became available.
+        # entries; `pushed` is the `keyver` last indexed (None: not indexed,
+        # i.e. unavailable); `keyver` counts changes to what the strategies
+        # key on (load, last offer); `since` when it last became available.
         self.ver = [0, 0, 0]
-        self.pushed: list[tuple | None] = [None, None, None]
+        self.pushed: list[int | None] = [None, None, None]
+        self.keyver = 0
         self.since = [0.0, 0.0, 0.0]
         self.pools: tuple[list, list, list] = ([], [], [])
         self.chans: tuple[int, ...] = ()

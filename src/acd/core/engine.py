@@ -345,6 +345,7 @@ class Engine:
         c.offers += 1
         ch = c.ch
         a.used[ch] += 1
+        a.keyver += 1  # its idle-index keys (load, last offer) changed
         a.n_offered += 1
         a.contacts[c.id] = c
         self._offer_seq += 1
@@ -414,6 +415,7 @@ class Engine:
         a = c.agent
         ch = c.ch
         a.used[ch] -= 1
+        a.keyver += 1  # its idle-index keys (load, last offer) changed
         a.n_offered -= 1
         del a.contacts[c.id]
         c.agent = None
@@ -528,6 +530,7 @@ class Engine:
         ch = c.ch
         a.n_wrapping -= 1
         a.used[ch] -= 1
+        a.keyver += 1  # its idle-index keys (load, last offer) changed
         del a.contacts[c.id]
         c.state = ENDED
         del self.contacts[c.id]
@@ -634,10 +637,9 @@ class Engine:
             if free:
                 if pushed is None:
                     a.since[ch] = now
-                sig = (used[ch], a.since[ch], a.last_offer, a.iv_count)
-                if sig != pushed:
+                if pushed != a.keyver:  # newly free, or its keys changed: (re)index
                     a.ver[ch] += 1
-                    a.pushed[ch] = sig
+                    a.pushed[ch] = a.keyver
                     if iv < 0:
                         iv = int(now // self.interval)
                     for pool in a.pools[ch]:
