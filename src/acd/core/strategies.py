@@ -95,17 +95,24 @@ class HeapIndex:
         return [e[-1] for e in self.heap if e[-2] == e[-1].ver[ch]]
 
 
+_LOAD = 1e11  # seconds: one contact more outweighs any idle time (3,000 years)
+
+
 class LongestIdle(HeapIndex):
+    """Fewest contacts on the channel, then free the longest.  Both fold into
+    one float (``since + load * 1e11``) so heap comparisons settle on the
+    first element: this is the default strategy and the hottest index."""
+
     __slots__ = ()
 
     def key(self, agent: Any, iv: int) -> tuple:
         ch = self.ch
-        return (agent.used[ch], agent.since[ch])
+        return (agent.since[ch] + agent.used[ch] * _LOAD,)
 
-    def add(self, agent: Any, iv: int) -> None:  # the default strategy: key inlined
+    def add(self, agent: Any, iv: int) -> None:  # key inlined
         ch = self.ch
         heap = self.heap
-        heappush(heap, (agent.used[ch], agent.since[ch], agent.idx, agent.ver[ch], agent))
+        heappush(heap, (agent.since[ch] + agent.used[ch] * _LOAD, agent.idx, agent.ver[ch], agent))
         if len(heap) > self.limit:
             self.compact()
 
