@@ -1,0 +1,431 @@
+"""The MQTT bus: at-least-once delivery between acd and a real broker.
+
+This is the only module in acd that imports aiomqtt.  What it guarantees and
+why:
+
+* **Nothing inbound is acknowledged before the daemon says so.**  With
+  aiomqtt's defaults paho sends the QoS 1 PUBACK as soon as a message sits in
+  memory; a crash then loses it.  Here paho runs with manual acks and the
+  PUBACK leaves only when ``await msg.ack()`` runs.  aiomqtt (checked up to
+  2.5.1) exposes neither switch, so this module uses its paho client,
+  ``client._client``, for exactly two calls: ``manual_ack_set`` and ``ack``.
+* **The broker keeps what we have not taken.**  MQTT 5, a stable client id,
+  ``clean_start`` off and a session expiry: the broker queues QoS 1 messages
+  while the router is down and resends unacknowledged ones on reconnect.
+* **Bounded memory without dropping.**  The connect packet's *Receive
+  Maximum* (``max_unacked``) tells the broker how many unacknowledged QoS 1
+  messages it may have in flight to us; it stops sending beyond that, so the
+  local queue never holds more and never has to discard (aiomqtt's own
+  queue is left unbounded: it is the one that drops when full).  When a
+  connection is lost, messages still queued here are forgotten, not lost:
+  they were never acked, so the broker resends them on the next connection.
+* **The connection heals itself.**  After the first connection, a lost
+  connection is retried forever with capped, jittered exponential back-off;
+  ``publish`` waits for the next connection instead of dropping.  Only a
+  refusal that retrying cannot fix (bad credentials, not authorised, no
+  QoS 1, subscription refused) is fatal.  The *first* connection fails fast: a typo in the URL or password
+  should stop ``acd run`` with a clear message, not hang it.
+* **Presence.**  ``status`` is retained: "online" after each connect, the
+  last will "offline" if the process dies, "offline" again on a clean exit.
+
+Delivery is at-least-once: after a reconnect the daemon may see again a
+message it already took (its ack went to a dead connection, so the broker
+resends it).  Inbound events carry an optional ``id`` for deduplication.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import ssl
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from . import Message, Topics
+
+__all__ = ["BusError", "MqttBus", "backoff_delay", "parse_url"]
+
+T = TypeVar("T")
+
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+_HEALTHY_AFTER = 10.0  # seconds a connection must last to reset the back-off
+# CONNACK reason codes (MQTT 5) that no amount of retrying will fix.
+_FATAL_CONNACK = {
+    0x84: "unsupported protocol version",
+    0x85: "client identifier not valid",
+    0x86: "bad user name or password",
+    0x87: "not authorised",
+    0x8A: "banned",
+    0x8C: "bad authentication method",
+    0x9B: "QoS 1 not supported by the broker",
+}
+
+
+class BusError(Exception):
+    """Any failure of the bus; ``__cause__`` holds the underlying error."""
+
+
+def parse_url(url: str) -> dict[str, Any]:
+    """``mqtt[s]://[user[:password]@]host[:port]`` -> its parts.
+
+    Returns ``scheme``, ``host``, ``port``, ``username``, ``password`` (None
+    when absent, percent-decoded) and ``tls`` (True for mqtts).  Raises
+    ValueError naming what is wrong.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ValueError(f"bad MQTT URL {url!r}: {exc}") from None
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"bad MQTT URL {url!r}: bad port ({exc})") from None
+    if parts.scheme not in DEFAULT_PORTS:
+        raise ValueError(f"bad MQTT URL {url!r}: scheme must be mqtt:// or mqtts://")
+    if not parts.hostname:
+        raise ValueError(f"bad MQTT URL {url!r}: no host")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"bad MQTT URL {url!r}: no path, query or fragment allowed")
+    return {
+        "scheme": parts.scheme,
+        "host": parts.hostname,
+        "port": port or DEFAULT_PORTS[parts.scheme],
+        "username": unquote(parts.username) if parts.username is not None else None,
+        "password": unquote(parts.password) if parts.password is not None else None,
+        "tls": parts.scheme == "mqtts",
+    }
+
+
+def backoff_delay(attempt: int, cap: float, base: float = 0.1) -> float:
+    """Seconds to wait before reconnect ``attempt`` (0-based): exponential,
+    capped at ``cap``, jittered into its upper half so that many routers
+    restarted together do not reconnect in lock-step."""
+    ceiling = min(cap, base * 2 ** min(attempt, 30))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+class _Lost(Exception):
+    """The connection an operation ran on went away."""
+
+
+class _Refused(aiomqtt.MqttError):
+    """The broker said no to something retrying will not change."""
+
+
+class _Conn:
+    """One live connection: its client and a flag raised when it is lost.
+    Acks are bound to the connection the message came on."""
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self.client = client
+        self.lost = asyncio.Event()
+
+    async def guard(self, aw: Awaitable[T]) -> T:
+        """Run ``aw``, abandoning it with ``_Lost`` if the connection drops
+        (aiomqtt would otherwise wait for a PUBACK that can never come)."""
+        task = asyncio.ensure_future(aw)
+        lost = asyncio.ensure_future(self.lost.wait())
+        try:
+            await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not task.done():
+                task.cancel()
+        if not task.done() or task.cancelled():
+            raise _Lost
+        return task.result()
+
+
+class MqttBus:
+    """The ``Bus`` over MQTT 5 (see the module docstring for the guarantees).
+
+    ``max_unacked`` (the MQTT 5 Receive Maximum) bounds the inbound messages
+    queued here or handed to the daemon but not yet acknowledged: the broker
+    sends no more until one is acked, so it is also the daemon's window.
+    ``session_expiry`` is how long (seconds) the broker keeps the session,
+    and so keeps queueing messages, while the router is away.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        topics: Topics,
+        *,
+        client_id: str = "acd-router",
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool | ssl.SSLContext = False,
+        keepalive: int = 30,
+        max_backoff: float = 10.0,
+        log: Any = None,
+        max_unacked: int = 32,
+        session_expiry: int = 86400,
+    ) -> None:
+        parts = parse_url(url)
+        if not client_id:
+            raise ValueError("client_id must not be empty (a persistent session needs a stable id)")
+        if not 1 <= max_unacked <= 65535:
+            raise ValueError("max_unacked must be between 1 and 65535")
+        if session_expiry < 1:
+            raise ValueError("session_expiry must be at least 1 s (0 means no persistent session)")
+        self.url = url
+        self.topics = topics
+        self.client_id = client_id
+        self._host, self._port = parts["host"], parts["port"]
+        self._username = username if username is not None else parts["username"]
+        self._password = password if password is not None else parts["password"]
+        if isinstance(tls, ssl.SSLContext):
+            self._tls: ssl.SSLContext | None = tls
+        elif tls or parts["tls"]:
+            self._tls = ssl.create_default_context()
+        else:
+            self._tls = None
+        self._keepalive = keepalive
+        self._max_backoff = max_backoff
+        self._max_unacked = max_unacked
+        self._session_expiry = session_expiry
+        self._log = log if log is not None else logging.getLogger("acd.bus.mqtt")
+        self._queue: asyncio.Queue[Message | None] = asyncio.Queue(maxsize=max_unacked + 1)
+        self._conn: _Conn | None = None
+        self._up = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._error: BusError | None = None
+        self._closed = False
+        self._up_since: float | None = None  # loop time the last connection came up
+
+    # --- lifecycle ------------------------------------------------------
+
+    async def __aenter__(self) -> "MqttBus":
+        """Connect (failing fast with ``BusError``), then keep connected."""
+        if self._runner is not None:
+            raise BusError("MqttBus is not reusable; make a new one")
+        first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._runner = asyncio.create_task(self._run(first), name=f"mqtt-bus {self.client_id}")
+        try:
+            await first
+        except BaseException:
+            await self._stop_runner()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Publish "offline" (retained) if connected, then disconnect cleanly
+        (a clean disconnect does not fire the will)."""
+        self._closed = True
+        conn = self._conn
+        if conn is not None:
+            try:
+                await asyncio.wait_for(conn.guard(self._publish_on(conn, self.topics.status, b"offline", True)), 5)
+            except (aiomqtt.MqttError, _Lost, asyncio.TimeoutError) as err:
+                self._log.warning(f"mqtt: could not publish offline status: {err!r}")
+        await self._stop_runner()
+
+    async def _stop_runner(self) -> None:
+        try:
+            if self._runner is not None and not self._runner.done():
+                self._runner.cancel()
+                await asyncio.wait({self._runner})  # its own CancelledError stays inside
+        finally:
+            self._up.set()  # wake waiting publishers: they see the bus closed
+            self._end_stream()
+
+    # --- the Bus interface ------------------------------------------------
+
+    async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """Publish at QoS 1 and return once the broker has acknowledged it.
+
+        While disconnected this waits for the next connection and retries, so
+        nothing is dropped (a message whose PUBACK was lost with the
+        connection is sent again: at-least-once).  Raises ``BusError`` if the
+        bus is closed or has failed for good.
+        """
+        while True:
+            conn = await self._connected()
+            try:
+                await conn.guard(self._publish_on(conn, topic, payload, retain))
+                return
+            except (aiomqtt.MqttError, _Lost) as err:
+                self._log.info(f"mqtt: publish to {topic} interrupted ({err!r}); retrying")
+                # normally the connection is going down: wait for the runner to
+                # notice; the cap guards against an error that was not a loss
+                try:
+                    await asyncio.wait_for(conn.lost.wait(), 1.0)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def messages(self) -> AsyncIterator[Message]:
+        """Every message on ``topics.inbound``, in arrival order, across
+        reconnects.  Call ``await msg.ack()`` once it is journalled: until
+        then the broker keeps it and resends it after a reconnect.  Ends when
+        the bus is closed; raises ``BusError`` if the bus failed for good.
+        """
+        while True:
+            msg = await self._queue.get()
+            if msg is None:
+                self._end_stream()  # leave the end mark for other readers
+                if self._error is not None:
+                    raise self._error
+                return
+            yield msg
+
+    # --- internals ------------------------------------------------------
+
+    async def _connected(self) -> _Conn:
+        while True:
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                raise BusError("the MQTT bus is closed")
+            if self._conn is not None and not self._conn.lost.is_set():
+                return self._conn
+            await self._up.wait()
+
+    @staticmethod
+    async def _publish_on(conn: _Conn, topic: str, payload: bytes, retain: bool) -> None:
+        await conn.client.publish(topic, payload, qos=1, retain=retain, timeout=math.inf)
+
+    def _new_client(self) -> aiomqtt.Client:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self._session_expiry
+        props.ReceiveMaximum = self._max_unacked
+        client = aiomqtt.Client(
+            self._host,
+            self._port,
+            identifier=self.client_id,
+            username=self._username,
+            password=self._password,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=props,
+            keepalive=self._keepalive,
+            tls_context=self._tls,
+            will=aiomqtt.Will(self.topics.status, b"offline", qos=1, retain=True),
+        )
+        # aiomqtt has no public switch for this (checked up to 2.5.1).
+        client._client.manual_ack_set(True)  # noqa: SLF001
+        return client
+
+    async def _run(self, first: asyncio.Future[None]) -> None:
+        """Own the connection: connect, pump inbound messages into the queue,
+        and reconnect with back-off when the connection is lost."""
+        attempt = -1
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    await self._session(first)
+                    err: Exception = aiomqtt.MqttError("connection ended")
+                except aiomqtt.MqttError as exc:
+                    err = exc
+                except Exception as exc:  # a bug, not weather: stop loudly
+                    err = exc
+                    self._log.exception("mqtt: unexpected error in the connection loop")
+                fatal = self._fatal(err)
+                if not first.done() or fatal:
+                    wrapped = BusError(f"cannot use MQTT broker {self._where()}: {fatal or err}")
+                    wrapped.__cause__ = err
+                    if not first.done():
+                        first.set_exception(wrapped)
+                        return
+                    self._log.error(f"mqtt: {wrapped}; giving up")
+                    self._error = wrapped
+                    self._up.set()  # wake publishers so they see the error
+                    return
+                # back-off restarts only after a connection that held: one that
+                # drops at once (two routers sharing a client id take the
+                # session from each other) must not reconnect in a tight loop
+                held = self._up_since is not None and loop.time() - self._up_since >= _HEALTHY_AFTER
+                attempt = 0 if held else attempt + 1
+                delay = backoff_delay(attempt, self._max_backoff)
+                self._log.warning(f"mqtt: connection to {self._where()} lost ({err}); retrying in {delay:.2f}s")
+                await asyncio.sleep(delay)
+        finally:
+            if not first.done():  # cancelled or crashed before the first connection
+                first.set_exception(self._error or BusError("the MQTT bus stopped before connecting"))
+            self._end_stream()
+
+    async def _session(self, first: asyncio.Future[None]) -> None:
+        """One connection, from CONNECT to its loss (raises ``MqttError``)."""
+        self._up_since = None
+        client = self._new_client()
+        async with client:
+            granted = await client.subscribe(self.topics.inbound, qos=1)
+            self._check_granted(granted[0])
+            await client.publish(self.topics.status, b"online", qos=1, retain=True)
+            conn = self._conn = _Conn(client)
+            self._up_since = asyncio.get_running_loop().time()
+            self._up.set()
+            if not first.done():
+                first.set_result(None)
+            self._log.info(f"mqtt: connected to {self._where()} as {self.client_id}")
+            try:
+                async for m in client.messages:
+                    if not m.topic.matches(self.topics.inbound):
+                        # a leftover subscription of this session: not ours to keep
+                        client._client.ack(m.mid, m.qos)  # noqa: SLF001
+                        continue
+                    await self._queue.put(Message(str(m.topic), bytes(m.payload), self._acker(conn, m.mid, m.qos)))
+            finally:
+                self._up.clear()
+                conn.lost.set()
+                self._conn = None
+                self._purge()
+
+    def _check_granted(self, code: Any) -> None:
+        """A SUBACK is not an exception in aiomqtt: read it.  Refused (e.g. by
+        an ACL) is fatal; QoS 0 instead of 1 would lose messages silently."""
+        value = getattr(code, "value", code)
+        if value >= 0x80:
+            raise _Refused(f"subscription to {self.topics.inbound} refused: {code}")
+        if value < 1:
+            raise _Refused(f"broker granted QoS {value} for {self.topics.inbound}; at-least-once needs QoS 1")
+
+    def _acker(self, conn: _Conn, mid: int, qos: int) -> Callable[[], Awaitable[None]]:
+        """The ack of one message: a single PUBACK on the connection it came
+        on; a no-op once that connection is gone (the broker resends the
+        message, and that copy's ack is the one that counts) or if already
+        acked (packet ids are reused, a second PUBACK could ack another
+        message)."""
+        done = False
+
+        async def ack() -> None:
+            nonlocal done
+            if done or conn.lost.is_set():
+                return
+            done = True
+            conn.client._client.ack(mid, qos)  # noqa: SLF001
+
+        return ack
+
+    def _purge(self) -> None:
+        """Forget queued messages of a lost connection: they were never acked,
+        so the broker resends them; keeping them would only make duplicates."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    def _end_stream(self) -> None:
+        """Put the end mark that stops ``messages()`` (room is kept for it)."""
+        if not self._queue.full():
+            self._queue.put_nowait(None)
+
+    @staticmethod
+    def _fatal(err: Exception) -> str | None:
+        """Why ``err`` is beyond retrying, or None if it is worth a retry."""
+        if isinstance(err, MqttConnectError):
+            rc = getattr(err.rc, "value", err.rc)
+            return _FATAL_CONNACK.get(rc)  # type: ignore[arg-type]
+        if isinstance(err, _Refused):
+            return str(err)
+        if not isinstance(err, aiomqtt.MqttError):
+            return f"internal error {err!r}"
+        return None
+
+    def _where(self) -> str:
+        return f"{'mqtts' if self._tls else 'mqtt'}://{self._host}:{self._port}"
