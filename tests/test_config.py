@@ -273,7 +273,7 @@ def test_unknown_field_without_close_match_lists_fields():
     with pytest.raises(ConfigError) as info:
         load_config_text("queues:\n  - name: a\nfoo: 1\n")
     assert (info.value.line, info.value.path) == (3, "foo")
-    assert info.value.message == 'unknown field (expected one of "queues", "agents", "interval")'
+    assert info.value.message == 'unknown field (expected one of "queues", "agents", "interval", "sites", "shifts")'
 
 
 def test_non_string_key():
@@ -494,3 +494,11 @@ def test_errors_pickle():
     group = ConfigErrors([single, ConfigError("f.yaml", 4, "queues[1]", "bang")])
     assert str(pickle.loads(pickle.dumps(single))) == str(single)
     assert str(pickle.loads(pickle.dumps(group))) == str(group)
+
+
+def test_impossible_unquoted_date_is_an_error_with_its_line(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("queues: [{name: q}]\nsites:\n  - name: x\n    timezone: UTC\n    holidays: [2026-02-30]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    assert info.value.line == 5 and "2026-02-30" in str(info.value)

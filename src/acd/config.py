@@ -138,7 +138,13 @@ def _parse_yaml(text: str | bytes, name: str) -> tuple[Node | None, Any]:
         if root is None:
             return None, None
         _check_duplicate_keys(root, "", name, set())
-        return root, loader.construct_document(root)
+        try:
+            return root, loader.construct_document(root)
+        except ValueError as exc:  # an impossible unquoted date, e.g. 2026-02-30
+            bad = _bad_timestamp(loader, root)
+            line = bad.start_mark.line + 1 if bad is not None else None
+            value = f' "{bad.value}"' if bad is not None else ""
+            raise ConfigError(name, line, "", f"impossible date or time{value}: {exc}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -154,6 +160,25 @@ def _parse_yaml(text: str | bytes, name: str) -> tuple[Node | None, Any]:
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def _bad_timestamp(loader: Any, node: Node) -> Node | None:
+    """The first timestamp scalar PyYAML cannot turn into a date."""
+    stack = [node]
+    while stack:
+        n = stack.pop(0)
+        if isinstance(n, yaml.ScalarNode):
+            if n.tag == "tag:yaml.org,2002:timestamp":
+                try:
+                    loader.construct_yaml_timestamp(n)
+                except ValueError:
+                    return n
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
+        elif isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                stack.extend((k, v))
+    return None
 
 
 def _check_duplicate_keys(node: Node, path: str, name: str, seen: set[int]) -> None:

@@ -15,11 +15,13 @@ Units: durations in seconds; ``aging`` in priority points per minute of wait.
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
+from .calendar import calendar_errors
 from .expr import ExprError, compile_expression
 
 Channel = Literal["voice", "chat", "email"]
@@ -29,6 +31,14 @@ PositiveSeconds = Annotated[float, Meta(gt=0)]
 Level = Annotated[int, Meta(ge=1, le=10)]
 MinLevel = Annotated[int, Meta(ge=0, le=10)]
 Name = Annotated[str, Meta(min_length=1)]
+#: A local time of day: "HH:MM" or "HH:MM:SS" ("24:00" as an end).  An int is
+#: what YAML 1.1 makes of an unquoted 17:30 (17*60+30); ``acd.core.calendar``
+#: reads it back as that time, so quoting is optional.
+TimeOfDay = str | int
+#: Days of the week: "mon-fri", "sat,sun", ["mon", "wed"], "daily", "weekdays", "weekends".
+Days = str | list[str]
+#: Weekly hours: days -> "HH:MM-HH:MM", a list of such ranges, or "closed".
+WeeklyHours = dict[str, str | list[str]]
 
 
 class _Base(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -56,8 +66,54 @@ class EscalationStep(_Base):
     priority: float = 0.0
 
 
+class Hours(_Base):
+    """A queue's business hours: ``weekly`` ranges in the time zone of
+    ``site`` (whose holidays close it too) or of an explicit ``timezone``.
+    Without ``weekly``, the site's own ``hours``.  ``holidays``: more dates
+    (local) on which it is closed all day."""
+
+    site: Name | None = None
+    timezone: Name | None = None
+    weekly: WeeklyHours | None = None
+    holidays: list[date] = []
+
+
+class Closed(_Base):
+    """What happens to a contact while its queue is closed: overflow to
+    another queue (same channel) or, without ``overflow``, the contact is
+    closed (ends in acd) with ``reason``."""
+
+    overflow: Name | None = None
+    reason: Name = "outside_hours"
+
+
+class SiteWindow(_Base):
+    """From ``start`` (local time of the schedule's zone) on ``days``, the
+    queue prefers ``sites`` in this order, until the next window starts."""
+
+    start: TimeOfDay
+    sites: Annotated[list[Name], Meta(min_length=1)]
+    days: Days = "daily"
+
+
+class SiteSchedule(_Base):
+    """Follow-the-sun by the clock: windows, each valid from its start until
+    the next one's (they repeat every week)."""
+
+    windows: Annotated[list[SiteWindow], Meta(min_length=1)]
+    timezone: Name = "UTC"
+
+
 class Queue(_Base):
-    """A queue: who may serve it, in what order, and what happens on long waits."""
+    """A queue: who may serve it, in what order, and what happens on long waits.
+
+    Calendar fields: ``hours`` and ``closed`` (business hours and the
+    closed-hours rule); ``sites`` and ``site_escalation`` (follow-the-sun:
+    the preferred site's agents are targeted first, every site's after
+    ``site_escalation`` seconds).  ``sites`` is ``"daytime"`` (the sites whose
+    business hours are open now, in the order of the top-level ``sites``), a
+    fixed list, or a ``SiteSchedule``.
+    """
 
     name: Name
     channel: Channel = "voice"
@@ -72,6 +128,10 @@ class Queue(_Base):
     max_wait: PositiveSeconds | None = None
     overflow: str | None = None
     escalation: list[EscalationStep] = []
+    hours: Hours | None = None
+    closed: Closed | None = None
+    sites: str | list[str] | SiteSchedule | None = None
+    site_escalation: Seconds | None = None
 
 
 class Capacity(_Base):
@@ -80,6 +140,18 @@ class Capacity(_Base):
     voice: Annotated[int, Meta(ge=0)] = 1
     chat: Annotated[int, Meta(ge=0)] = 3
     email: Annotated[int, Meta(ge=0)] = 1
+
+
+class ShiftException(_Base):
+    """A date (local to the group's site; or several: ``dates``) that differs
+    from the pattern: ``day_off`` drops the shifts that would start that day,
+    ``shift`` adds shifts (both together: a swap).  An added shift also works
+    on holidays."""
+
+    date: date | None = None
+    dates: list[date] | None = None
+    day_off: bool = False
+    shift: Name | list[Name] | None = None
 
 
 class AgentGroup(_Base):
@@ -100,11 +172,49 @@ class AgentGroup(_Base):
     blocking: dict[Channel, list[Channel]] = msgspec.field(default_factory=lambda: {"voice": ["chat", "email"]})
     max_missed_offers: Annotated[int, Meta(ge=1)] = 2
     initial: Literal["ready", "not_ready", "offline"] = "ready"
+    site: Name | None = None
+    shift: Name | list[Name] | None = None
+    exceptions: list[ShiftException] = []
 
     def agent_ids(self) -> list[str]:
         if self.ids is not None:
             return list(self.ids)
         return [f"{self.group}-{i}" for i in range(1, (self.count or 0) + 1)]
+
+
+class Site(_Base):
+    """A contact-centre site: its IANA time zone, its holidays (local dates:
+    no shift starts, its hours are closed) and its business hours (what
+    "daytime" means for follow-the-sun queues)."""
+
+    name: Name
+    timezone: Name
+    holidays: list[date] = []
+    hours: WeeklyHours | None = None
+
+
+class Break(_Base):
+    """A break inside a shift, from ``start`` to ``end`` or for ``minutes``
+    (local times; in an overnight shift a time before the shift's start is
+    on the next day).  The agents are not ready with ``reason`` meanwhile."""
+
+    start: TimeOfDay
+    end: TimeOfDay | None = None
+    minutes: Annotated[float, Meta(gt=0)] | None = None
+    reason: Name = "break"
+
+
+class Shift(_Base):
+    """A weekly shift pattern: on ``days``, from ``start`` to ``end`` local
+    time of the group's site.  A shift crossing midnight needs
+    ``overnight: true`` (it belongs to the day it starts).  Without ``days``
+    a shift is only worked where a group's ``exceptions`` add it."""
+
+    start: TimeOfDay
+    end: TimeOfDay
+    days: Days | None = None
+    overnight: bool = False
+    breaks: list[Break] = []
 
 
 class Spec(_Base):
@@ -113,6 +223,8 @@ class Spec(_Base):
     queues: Annotated[list[Queue], Meta(min_length=1)]
     agents: list[AgentGroup] = []
     interval: PositiveSeconds = 900.0
+    sites: list[Site] = []
+    shifts: dict[str, Shift] = {}
 
 
 class SpecError(ValueError):
@@ -205,6 +317,8 @@ def check(spec: Spec) -> list[SpecError]:
                 break
             ids[aid] = g.group
             mine.add(aid)
+    # sites, shifts, hours, follow-the-sun: acd.core.calendar knows the rules
+    errors.extend(SpecError(path, message) for path, message in calendar_errors(spec))
     return errors
 
 
