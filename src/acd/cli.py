@@ -57,7 +57,24 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds agents take to answer an offer (default 0)")
     r.add_argument("--intervals", action="store_true", help="also print the per-interval table")
     r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    r.add_argument("--report", metavar="FILE", help="also write an HTML report with charts (one self-contained file)")
     r.set_defaults(func=cmd_replay)
+
+    cmp = sub.add_parser("compare", help="replay one scenario under several routing configs, side by side",
+                         description="Replay one scenario under several routing configs, each in its own process "
+                                     "with the same seed; show KPI deltas, which config meets each queue's "
+                                     "service-level target, and (--report) the charts overlaid.")
+    from .compare import add_compare_arguments, run_compare
+
+    add_compare_arguments(cmp)
+    cmp.set_defaults(func=run_compare)
+
+    k = sub.add_parser("calendar", help="staffing per interval and site that a config's calendar implies",
+                       description="Print the staffing per interval and site that the calendar implies.")
+    from .calendar_cli import add_calendar_arguments, run_calendar
+
+    add_calendar_arguments(k)
+    k.set_defaults(func=run_calendar)
 
     s = sub.add_parser("scenario", help="make scenarios", description="Make traffic scenarios.")
     ssub = s.add_subparsers(metavar="ACTION")
@@ -139,6 +156,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     meta["config"] = args.config
     meta["seed"] = args.seed
     meta["start_iso"] = iso(meta["start"])
+    if args.report:
+        from .report import write_report
+
+        try:
+            write_report(args.report, rep, config_path=args.config, spec=spec)
+        except OSError as exc:
+            return _fail(f"{args.report}: {exc.strerror or exc}", 1)
     if args.json:
         sys.stdout.write(msgspec.json.encode(rep).decode() + "\n")
         return 0
