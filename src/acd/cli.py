@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--intervals", action="store_true", help="also print the per-interval table")
     r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     r.add_argument("--report", metavar="FILE", help="also write an HTML report with charts (one self-contained file)")
+    from .recorded.cli import add_compare_arguments as add_recorded_arguments, add_import_arguments, run_import
+
+    add_recorded_arguments(r)
     r.set_defaults(func=cmd_replay)
 
     cmp = sub.add_parser("compare", help="replay one scenario under several routing configs, side by side",
@@ -85,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
 
     add_generate_arguments(g)
     g.set_defaults(func=run_generate)
+    im = ssub.add_parser("import", help="recorded call logs (CSV/TSV) -> scenario, config, recorded KPIs",
+                         description="Import a recorded call log (one row per call): a scenario with the "
+                                     "customers' patience, the roster as agent lines and a config, and the "
+                                     "recorded KPIs for replay --compare-recorded.")
+    add_import_arguments(im)
+    im.set_defaults(func=run_import)
     s.set_defaults(func=lambda a: (s.print_help(sys.stderr), 2)[1])
     return p
 
@@ -122,9 +131,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if err:
         print(err, file=sys.stderr)
         return 2
+    from .recorded.cli import compare_report, recorded_for_replay
+
     try:
         scenario = Scenario(args.scenario)
-    except ScenarioError as exc:
+        recorded = recorded_for_replay(args)  # None without --compare-recorded
+    except ValueError as exc:  # ScenarioError is a ValueError
         return _fail(str(exc))
     if args.answer_delay < 0:
         return _fail(f"--answer-delay: expected a number >= 0, got {args.answer_delay:g}")
@@ -156,6 +168,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     meta["config"] = args.config
     meta["seed"] = args.seed
     meta["start_iso"] = iso(meta["start"])
+    comparison = compare_report(rep, recorded, as_json=args.json) if recorded is not None else None
     if args.report:
         from .report import write_report
 
@@ -180,6 +193,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print("rejected inputs: " + ", ".join(f"{k} {v}" for k, v in rejected.items()))
     if meta["in_system_at_end"]:
         print(f"\n{meta['in_system_at_end']} contacts were still waiting at the end (no agent could take them)")
+    if comparison:
+        print()
+        print(comparison)
     return 0
 
 

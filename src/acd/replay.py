@@ -31,7 +31,7 @@ from .core.events import (
     OfferAccepted,
 )
 from .core.spec import Spec
-from .scenario import AgentLine, draw_patience
+from .scenario import AgentLine, PatienceCurve
 
 _INF = float("inf")
 # shell event kinds
@@ -78,7 +78,8 @@ class Replay:
             self.start = first[0] if first is not None else 0.0
             items = it if first is None else _chain([first], it)
         eng = self.engine = Engine(self.spec, rng=Random(self.seed), start=self.start)
-        self.patience_curves = getattr(items, "patience_curves", None) or {}
+        self.patience_curves = {name: PatienceCurve(curve)
+                                for name, curve in (getattr(items, "patience_curves", None) or {}).items()}
         self._patience_rng = Random(f"patience-{self.seed}")
         n = self._loop(items)
         self.contacts = n
@@ -150,13 +151,18 @@ class Replay:
                     log(ev, t)
                 out = handle(ev, t)
             process(out)
-        # 3. drain: let every contact in progress finish
+        # 3. drain: let every contact in progress finish.  A calendar has
+        # deadlines for ever: stop once nobody is left in the system (or, if
+        # some contact can never be served, a week after the last line).
+        horizon = eng.now + 7 * 86400.0
         while True:
             td = next_deadline()
             if td is None:
                 td = _INF
             ts = heap[0][0] if heap else _INF
             if td == _INF and ts == _INF:
+                break
+            if not heap and (not eng.contacts or td > horizon):
                 break
             out = eng.advance(td) if td <= ts else self._fire(heappop(heap))
             if out:
@@ -170,7 +176,7 @@ class Replay:
         curve = self.patience_curves.get(item.patience_curve)
         if curve is None:
             raise ValueError(f"contact {item.id}: unknown patience_curve {item.patience_curve!r}")
-        return draw_patience(curve, item.patience_after or 0.0, self._patience_rng.random())
+        return curve.draw(item.patience_after or 0.0, self._patience_rng.random())
 
     def _fire(self, entry: tuple) -> list:
         when, _, kind, cid = entry

@@ -29,6 +29,7 @@ The second half of the module generates synthetic traffic (``TrafficSpec``,
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import heapq
 import math
@@ -711,30 +712,50 @@ def check_curve(curve: list[tuple[float, float]]) -> str | None:
     return None
 
 
-def draw_patience(curve: list[tuple[float, float]], after: float, u: float) -> float | None:
-    """A patience drawn from ``curve`` given that it exceeds ``after``.
+class PatienceCurve:
+    """A survival curve of patience, prepared once for many draws.
 
-    The survival S is read as piecewise linear through (0, 1) and the points;
-    ``u`` in [0, 1) picks the quantile: the result p solves
-    S(p) = u * S(after), p >= after.  When that level lies below the curve's
-    last point (the records never saw anyone wait that long) the customer
-    never abandons: None.
+    S is read as piecewise linear through (0, 1) and the given points.
+    ``draw(after, u)`` with ``u`` in [0, 1) returns the patience p solving
+    S(p) = u * S(after), p >= after: a draw given that the customer already
+    waited ``after`` seconds.  When that level lies below the curve's last
+    point (the records never saw anyone wait that long) the customer never
+    abandons: None.
     """
-    pts = [(0.0, 1.0)] + [(float(t), float(s)) for t, s in curve]
-    s_after = pts[-1][1]
-    for (t0, s0), (t1, s1) in zip(pts, pts[1:]):
-        if after <= t1:
-            s_after = s0 if t1 == t0 else s0 + (s1 - s0) * (max(after, t0) - t0) / (t1 - t0)
-            break
-    target = u * s_after
-    for (t0, s0), (t1, s1) in zip(pts, pts[1:]):
-        if t1 < after or s1 > target:
-            continue
+
+    __slots__ = ("times", "surv")
+
+    def __init__(self, curve: list[tuple[float, float]]):
+        self.times = [0.0] + [float(t) for t, _ in curve]
+        self.surv = [1.0] + [float(v) for _, v in curve]
+
+    def survival(self, t: float) -> float:
+        times, surv = self.times, self.surv
+        i = bisect.bisect_right(times, t)
+        if i >= len(times):
+            return surv[-1]
+        t0, t1, s0, s1 = times[i - 1], times[i], surv[i - 1], surv[i]
+        return s0 + (s1 - s0) * (t - t0) / (t1 - t0)
+
+    def draw(self, after: float, u: float) -> float | None:
+        times, surv = self.times, self.surv
+        target = u * self.survival(after)
+        # survival is non-increasing: find the first point at or below target
+        i = max(1, bisect.bisect_right(times, after))
+        while i < len(times) and surv[i] > target:
+            i += 1
+        if i >= len(times):
+            return None
+        t0, t1, s0, s1 = times[i - 1], times[i], surv[i - 1], surv[i]
         if s0 == s1:
             return max(after, t1)
-        p = t0 + (s0 - target) * (t1 - t0) / (s0 - s1)
-        return max(after, p)
-    return None
+        return max(after, t0 + (s0 - target) * (t1 - t0) / (s0 - s1))
+
+
+def draw_patience(curve: list[tuple[float, float]], after: float, u: float) -> float | None:
+    """One draw from ``curve`` given the patience exceeds ``after`` (see
+    ``PatienceCurve``; prepare one of those for many draws)."""
+    return PatienceCurve(curve).draw(after, u)
 
 
 def _write_jsonl(f: IO[bytes], items: Iterable[Any], header: ScenarioHeader) -> int:
@@ -1131,6 +1152,7 @@ __all__ = [
     "check_curve",
     "check_traffic",
     "draw_patience",
+    "PatienceCurve",
     "generate",
     "load_traffic",
     "mmc_traffic",
