@@ -72,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     add_compare_arguments(cmp)
     cmp.set_defaults(func=run_compare)
 
+    from .daemon import add_run_arguments, run_command
+
+    rn = sub.add_parser("run", help="run the routing daemon beside a telephony system (bus, journal, HTTP API)",
+                        description="Route contacts in real time from a bus (in-process, stdio or MQTT), "
+                                    "with a journal, an HTTP API and config reload.")
+    add_run_arguments(rn)
+    rn.set_defaults(func=run_command)
+
     k = sub.add_parser("calendar", help="staffing per interval and site that a config's calendar implies",
                        description="Print the staffing per interval and site that the calendar implies.")
     from .calendar_cli import add_calendar_arguments, run_calendar

@@ -60,12 +60,12 @@ class Agent:
         "used", "n_offered", "n_talking", "n_wrapping",
         "ver", "pushed", "since", "pools", "chans",
         "missed", "last_offer", "iv", "iv_count", "busy", "staffed", "busy_since", "staffed_since",
-        "contacts", "pool_list", "keyver",
+        "contacts", "pool_list", "keyver", "site",
     )
 
     def __init__(self, idx: int, agent_id: str, group: int, skills: dict[str, int],
                  attributes: dict[str, Any], cap: tuple[int, int, int],
-                 blocking: dict[str, list[str]], max_missed: int):
+                 blocking: dict[str, list[str]], max_missed: int, site: str | None = None):
         self.id = agent_id
         self.idx = idx
         self.group = group
@@ -78,6 +78,7 @@ class Agent:
             for ch in range(len(CHANNELS))
         ]
         self.max_missed = max_missed
+        self.site = site
         self.presence = OFFLINE
         self.reason: str | None = None
         self.state = "offline"

@@ -1315,3 +1315,10 @@ class Cursor:
         """Every transition, for ever (stop on your own)."""
         while self.next_time != float("inf"):
             yield from self.pop_due(self.next_time)
+
+
+def uses_calendar(spec: Spec) -> bool:
+    """Does this config have anything a calendar drives (shifts, business
+    hours, follow-the-sun)?  Without, the engine skips the calendar entirely."""
+    return bool(spec.shifts or any(g.shift is not None or g.exceptions for g in spec.agents)
+                or any(q.hours is not None or q.sites is not None for q in spec.queues))

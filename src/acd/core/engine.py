@@ -60,11 +60,12 @@ from .events import (
 from .kpi import Kpi
 from .queues import CONNECTED, ENDED, NEW, OFFERED, WAITING, WRAP_UP, Contact, Pool
 from .rules import QueueRule, compile_rules, pool_target, proficiency
+from .calendar import Calendar, Kind, uses_calendar
 from .spec import Spec, known_names
 from .strategies import make_index
 
 # deadline kinds
-_RING, _WRAP, _ESCALATE, _MAX_WAIT = 0, 1, 2, 3
+_RING, _WRAP, _ESCALATE, _MAX_WAIT, _CALENDAR = 0, 1, 2, 3, 4
 
 #: Which inbound contact events are legal in which contact state.
 CONTACT_TRANSITIONS: dict[str, tuple[int, ...]] = {
@@ -89,13 +90,23 @@ def _live(entry: tuple) -> bool:
         return c.state == WRAP_UP
     if kind == _ESCALATE:
         return c.state == WAITING and c.entry == token[0] and c.step < token[1]
-    return c.state == WAITING and c.entry == token  # _MAX_WAIT
+    if kind == _MAX_WAIT:
+        return c.state == WAITING and c.entry == token
+    return True  # _CALENDAR: the next shift, break or hours change
 
 
 class Engine:
     """Routes contacts to agents.  See the module docstring."""
 
-    def __init__(self, spec: Spec, *, rng: Random | None = None, start: float = 0.0):
+    def __init__(self, spec: Spec, *, rng: Random | None = None, start: float = 0.0,
+                 calendar: str = "drive"):
+        """``calendar``: ``"drive"`` (the replay) logs agents in and out, and
+        sends them on breaks, as their shifts say; ``"observe"`` (the daemon,
+        where the telephony side's login events are the truth) leaves
+        presence alone.  Either way, business hours and follow-the-sun
+        preferences route contacts."""
+        if calendar not in ("drive", "observe"):
+            raise ValueError(f"calendar must be 'drive' or 'observe', got {calendar!r}")
         if not math.isfinite(start):
             raise ValueError(f"start must be a finite time, got {start!r}")
         self.spec = spec
@@ -113,11 +124,27 @@ class Engine:
             cap = (g.capacity.voice, g.capacity.chat, g.capacity.email)
             for aid in g.agent_ids():
                 a = Agent(len(self.agent_list), aid, gi, g.skills, g.attributes, cap, g.blocking,
-                          g.max_missed_offers)
+                          g.max_missed_offers, g.site)
                 self.agents[aid] = a
                 self.agent_list.append(a)
         self.kpi = Kpi([r.name for r in self.rules], [r.threshold for r in self.rules],
-                       [r.sl_target for r in self.rules], group_names, self.interval, start)
+                       [r.sl_target for r in self.rules], group_names, self.interval, start,
+                       group_sites=[g.site for g in spec.agents])
+        self.group_agents: dict[str, list[Agent]] = {}
+        for a in self.agent_list:
+            self.group_agents.setdefault(spec.agents[a.group].group, []).append(a)
+        # The calendar (shifts, business hours, follow-the-sun), if any.
+        self.calendar_mode = calendar
+        self.calendar: Calendar | None = None
+        self._cursor: Any = None
+        if uses_calendar(spec):
+            cal = self.calendar = Calendar(spec)
+            for r in self.rules:
+                if cal.has_hours(r.name):
+                    r.open = cal.queue_open(r.name, start)
+                    r.closed_rule = cal.closed_rule(r.name)
+                if r.fts:
+                    r.pref = cal.preferred_sites(r.name, start)
         self.contacts: dict[str, Contact] = {}
         self.pools: dict[tuple, Pool] = {}
         self.rejected: dict[str, int] = {}
@@ -141,20 +168,30 @@ class Engine:
         for r in self.rules:
             for step in range(len(r.rings)):
                 self._pool(r, step, None)
-            r.base_pool = self.pools[(r.idx, 0, None)]
+            r.base_pool = self._pool(r, 0, None)
         for r in self.rules:
             groups = {a.group for step in range(len(r.rings)) for a in self._pool(r, step, None).agents}
             self.kpi.queue_groups[r.idx] = sorted(groups)
-        # Initial presence from the config; no events (nothing happened yet).
+        # Initial presence from the config, or from the calendar for the
+        # groups it drives; no events (nothing happened yet).
+        driven = set(self.calendar.groups) if self.calendar and calendar == "drive" else set()
         for gi, g in enumerate(spec.agents):
-            if g.initial == "offline":
+            if g.group in driven:
+                on, reason = self.calendar.group_state(g.group, start)
+                presence = (NOT_READY if reason else READY) if on else None
+            else:
+                presence = {"ready": READY, "not_ready": NOT_READY, "offline": None}[g.initial]
+                reason = "initial" if presence == NOT_READY else None
+            if presence is None:
                 continue
-            for aid in g.agent_ids():
-                a = self.agents[aid]
-                a.presence = READY if g.initial == "ready" else NOT_READY
-                a.reason = None if g.initial == "ready" else "initial"
+            for a in self.group_agents[g.group]:
+                a.presence = presence
+                a.reason = reason
                 a.state = a.visible_state()
                 self._refresh(a)
+        if self.calendar is not None:
+            self._cursor = self.calendar.cursor(start)
+            self._schedule_calendar()
         self._out = []
 
     # ------------------------------------------------------------------ API
@@ -248,19 +285,24 @@ class Engine:
                 self._finish(c)
             elif kind == _ESCALATE:
                 self._escalate(c, token[1])
-            else:
+            elif kind == _MAX_WAIT:
                 self._overflow(c, "max_wait")
+            else:
+                self._calendar_step()
 
     # ----------------------------------------------------------- the pools
 
     def _pool(self, rule: QueueRule, step: int, skill_key: Any) -> Pool:
-        key = (rule.idx, step, skill_key)
+        # a follow-the-sun queue's step 0 keeps to its first preferred site
+        site = rule.pref[0] if rule.fts and step == 0 and rule.pref else None
+        key = (rule.idx, step, skill_key, site)
         pool = self.pools.get(key)
         if pool is not None:
             return pool
         target = pool_target(rule, step, skill_key)
         ch = rule.ch
-        agents = [a for a in self.agent_list if a.cap[ch] > 0 and target(a.skills, a.attributes)]
+        agents = [a for a in self.agent_list if a.cap[ch] > 0 and target(a.skills, a.attributes)
+                  and (site is None or a.site == site)]
         score = {a.idx: proficiency(target, a.skills) for a in agents} if rule.strategy == "most-skilled" else {}
         pool = Pool(rule, step, skill_key, ch, agents, make_index(rule.strategy, ch, agents, self.rng, score))
         self.pools[key] = pool
@@ -270,6 +312,52 @@ class Engine:
             if a.pushed[ch] is not None:  # free right now: index it
                 pool.idle.add(a, iv)
         return pool
+
+    # ------------------------------------------------------------- calendar
+
+    def _schedule_calendar(self) -> None:
+        t = self._cursor.next_time
+        if t != _INF:
+            self._seq += 1
+            heappush(self._deadlines, (t, self._seq, _CALENDAR, None, None))
+
+    def _calendar_step(self) -> None:
+        """Apply the calendar's transitions due now (see acd.core.calendar)."""
+        drive = self.calendar_mode == "drive"
+        for tr in self._cursor.pop_due(self.now):
+            kind = tr.kind
+            if kind in (Kind.SHIFT_START, Kind.BREAK_START, Kind.BREAK_END, Kind.SHIFT_END):
+                if not drive:
+                    continue
+                command, reason = {
+                    Kind.SHIFT_START: ("login", tr.detail),
+                    Kind.BREAK_START: ("not_ready", tr.detail),
+                    Kind.BREAK_END: ("ready", None),
+                    Kind.SHIFT_END: ("logout", None),
+                }[kind]
+                for a in self.group_agents.get(tr.subject, ()):
+                    new = PRESENCE.get((a.presence, command))
+                    if new is not None:  # e.g. an agent already logged out by hand stays out
+                        self._set_presence(a, command, new, reason)
+            else:
+                rule = self.queues[tr.subject]
+                if kind == Kind.QUEUE_OPEN:
+                    rule.open = True
+                elif kind == Kind.QUEUE_CLOSE:
+                    rule.open = False
+                    rule.closed_rule = tr.detail
+                    for c in self._waiting_in(rule):
+                        self._closed(c)
+                elif kind == Kind.SITES:
+                    rule.pref = tuple(tr.detail)
+                    rule.base_pool = self._pool(rule, 0, None)
+        self._schedule_calendar()
+
+    def _waiting_in(self, rule: QueueRule) -> list[Contact]:
+        """Contacts waiting in a queue, in routing order (O(waiting): only
+        for rare events such as a queue closing)."""
+        found = [c for pool in self.pools.values() if pool.queue is rule for c in pool.waiting_contacts()]
+        return sorted(found, key=lambda c: c.seq)
 
     # --------------------------------------------------------- contact side
 
@@ -310,6 +398,8 @@ class Engine:
         c.key = rule.aging_per_s * now - c.priority
         acc = c.acc = self.kpi.acc_for(rule.idx, c.iv)
         acc.offer(overflow_in)
+        if not rule.open:
+            return self._closed(c)
         if rule.step_after:
             for i, after in enumerate(rule.step_after):
                 self._schedule(now + after, _ESCALATE, c, (c.entry, i + 1))
@@ -379,12 +469,20 @@ class Engine:
         c.state = NEW
         self._route_contact(c)
 
-    def _overflow(self, c: Contact, reason: str) -> None:
+    def _closed(self, c: Contact) -> None:
+        """The queue is closed (business hours): its closed-hours rule sends
+        the contact to another queue or closes it with a reason."""
+        cr = c.queue.closed_rule
+        target = self.queues[cr.overflow] if cr is not None and cr.overflow else None
+        self._overflow(c, cr.reason if cr is not None else "closed", target, closed=True)
+
+    def _overflow(self, c: Contact, reason: str, target: QueueRule | None = None, closed: bool = False) -> None:
         self._leave_pool(c)
         rule = c.queue
         wait = self.now - c.arrival
-        target = rule.overflow
-        c.acc.overflow(wait, target is None)
+        if not closed:
+            target = rule.overflow
+        c.acc.overflow(wait, target is None, closed)
         self._out.append(ContactOverflowed(time=self.now, contact=c.id, queue=rule.name,
                                            to_queue=target.name if target else None, reason=reason, wait=wait))
         if target is None:
@@ -402,6 +500,9 @@ class Engine:
         self._out.append(ContactRequeued(time=self.now, contact=c.id, queue=rule.name, agent=agent.id,
                                          reason=reason))
         waited = self.now - c.entered
+        if not rule.open:
+            c.state = NEW
+            return self._closed(c)
         if rule.max_wait is not None and waited >= rule.max_wait:
             c.state = NEW
             return self._overflow(c, "max_wait")
@@ -485,7 +586,10 @@ class Engine:
             heappop(d)
         wait = now - c.arrival
         rule = c.queue
-        c.acc.answer(wait, rule.threshold)
+        acc = c.acc
+        acc.answer(wait, rule.threshold)
+        if a.site is not None:
+            acc.site_answered(a.site)
         out = self._out
         out.append(ContactConnected(time=now, contact=c.id, queue=rule.name, agent=a.id, wait=wait))
         # Slots used are unchanged, so availability is too: only the visible
@@ -556,6 +660,10 @@ class Engine:
         new = PRESENCE.get((a.presence, command))
         if new is None:
             return self._reject(ev, PRESENCE_REFUSALS[(a.presence, command)], agent=a.id)
+        self._set_presence(a, command, new, reason)
+
+    def _set_presence(self, a: Agent, command: str, new: int, reason: str | None) -> None:
+        """Apply a valid presence change (from an event or the calendar)."""
         if command == "login" and reason is not None:
             new = NOT_READY
         old_reason = a.reason

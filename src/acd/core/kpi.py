@@ -40,7 +40,7 @@ class Acc:
     __slots__ = (
         "offered", "overflow_in", "answered", "answered_in_sl", "abandoned", "overflowed",
         "overflowed_out", "waited", "wait_answered", "wait_abandoned", "max_wait",
-        "completed", "talk", "wrap", "hist_answered", "hist_abandoned",
+        "completed", "talk", "wrap", "hist_answered", "hist_abandoned", "closed", "by_site",
     )
 
     def __init__(self) -> None:
@@ -48,6 +48,7 @@ class Acc:
             setattr(self, name, 0 if name not in ("wait_answered", "wait_abandoned", "max_wait", "talk", "wrap") else 0.0)
         self.hist_answered = [0] * len(WAIT_EDGES)
         self.hist_abandoned = [0] * len(WAIT_EDGES)
+        self.by_site: dict[str, int] | None = None  # answered per site of the agent
 
     # One method per outcome: the engine calls these as contacts move.
 
@@ -76,8 +77,18 @@ class Acc:
             if wait > self.max_wait:
                 self.max_wait = wait
 
-    def overflow(self, wait: float, out: bool) -> None:
+    def site_answered(self, site: str) -> None:
+        d = self.by_site
+        if d is None:
+            d = self.by_site = {}
+        d[site] = d.get(site, 0) + 1
+
+    def overflow(self, wait: float, out: bool, closed: bool = False) -> None:
+        """Left the queue by its max-wait rule, or its closed-hours rule
+        (``closed``), to another queue or (``out``) out of acd."""
         self.overflowed += 1
+        if closed:
+            self.closed += 1
         if out:
             self.overflowed_out += 1
         if wait > 0:
@@ -94,6 +105,11 @@ class Acc:
         for name in self.__slots__:
             if name == "max_wait":
                 self.max_wait = max(self.max_wait, other.max_wait)
+            elif name == "by_site":
+                if other.by_site:
+                    d = self.by_site = self.by_site or {}
+                    for site, n in other.by_site.items():
+                        d[site] = d.get(site, 0) + n
             elif name.startswith("hist_"):
                 mine = getattr(self, name)
                 for i, n in enumerate(getattr(other, name)):
@@ -107,11 +123,13 @@ class Kpi:
     methods; shells call ``report``."""
 
     def __init__(self, queue_names: list[str], thresholds: list[float], sl_targets: list[float],
-                 group_names: list[str], interval: float, start: float):
+                 group_names: list[str], interval: float, start: float,
+                 group_sites: list[str | None] | None = None):
         self.queue_names = queue_names
         self.thresholds = thresholds
         self.sl_targets = sl_targets
         self.group_names = group_names
+        self.group_sites = group_sites or [None] * len(group_names)
         self.interval = interval
         self.start = start
         self.by_queue: list[dict[int, Acc]] = [{} for _ in queue_names]
@@ -248,7 +266,7 @@ class Kpi:
                         queues[name] = fig
                 total = self._figures(accs, list(range(len(accs))), gt, None)
                 total["avg_queue_len"] = round(sum(q[0] for q in qlen) / iv_len, 4)
-                rows.append({
+                row = {
                     "start": iv * iv_len,
                     "total": total,
                     "queues": queues,
@@ -256,9 +274,26 @@ class Kpi:
                     "groups": {name: {"staffed": round(s / iv_len, 3), "busy": round(b / iv_len, 3),
                                       "occupancy": _ratio(b, s)}
                                for name, (b, s) in zip(self.group_names, gt) if s or b},
-                })
+                }
+                if any(self.group_sites):
+                    row["sites"] = self._sites(accs, gt, iv_len)
+                rows.append(row)
             out["intervals"] = rows
         return out
+
+    def _sites(self, accs: list[Acc], groups: list[tuple[float, float]], iv_len: float) -> dict[str, Any]:
+        """Per site: contacts answered by its agents, agents staffed and busy
+        (averages over the interval): the follow-the-sun hand-over."""
+        sites: dict[str, dict[str, float]] = {}
+        for site, (b, s) in zip(self.group_sites, groups):
+            if site is not None:
+                d = sites.setdefault(site, {"answered": 0, "staffed": 0.0, "busy": 0.0})
+                d["staffed"] = round(d["staffed"] + s / iv_len, 3)
+                d["busy"] = round(d["busy"] + b / iv_len, 3)
+        for a in accs:
+            for site, n in (a.by_site or {}).items():
+                sites.setdefault(site, {"answered": 0, "staffed": 0.0, "busy": 0.0})["answered"] += n
+        return sites
 
     def _figures(self, accs: list[Acc], qidx: list[int], groups: list[tuple[float, float]],
                  only_groups: list[int] | None) -> dict[str, Any]:
@@ -280,6 +315,7 @@ class Kpi:
             "answered": tot.answered,
             "abandoned": tot.abandoned,
             "overflowed": overflowed,
+            "closed": tot.closed,
             "waiting_at_end": offered - tot.answered - tot.abandoned - overflowed,
             "abandon_rate": _ratio(tot.abandoned, offered),
             "asa": _ratio(tot.wait_answered, tot.answered),
@@ -292,6 +328,8 @@ class Kpi:
             "max_wait": round(tot.max_wait, 3),
             "occupancy": _ratio(busy, staffed),
         }
+        if tot.by_site:
+            fig["answered_by_site"] = dict(sorted(tot.by_site.items()))
         if len(qidx) == 1:
             i = qidx[0]
             fig["sl_threshold"] = self.thresholds[i]

@@ -22,10 +22,10 @@ class QueueRule:
     __slots__ = (
         "name", "idx", "ch", "channel", "strategy", "priority", "aging_per_s", "threshold", "sl_target",
         "wrap_up", "ring_timeout", "max_wait", "overflow", "rings", "step_after", "step_priority",
-        "base_pool",
+        "base_pool", "fts", "open", "closed_rule", "pref",
     )
 
-    def __init__(self, q: Queue, idx: int, rings: list[Target]):
+    def __init__(self, q: Queue, idx: int, rings: list[Target], steps: list[tuple[float, float]]):
         self.name = q.name
         self.idx = idx
         self.channel = q.channel
@@ -40,14 +40,22 @@ class QueueRule:
         self.max_wait = q.max_wait
         self.overflow: QueueRule | None = None  # linked after all queues exist
         self.rings = rings
-        self.step_after = [s.after for s in q.escalation]
+        self.step_after = [after for after, _ in steps]
         # cumulative priority boost at step k (index 0 = no escalation yet)
         boost, acc = [0.0], 0.0
-        for s in q.escalation:
-            acc += s.priority
+        for _, prio in steps:
+            acc += prio
             boost.append(acc)
         self.step_priority = boost
         self.base_pool: Any = None  # the engine's pool for step 0, no extra skills
+        # Calendar state, kept up to date by the engine from the calendar's
+        # transitions: open or closed (and the rule while closed), and the
+        # preferred sites of a follow-the-sun queue (``fts``), whose step 0
+        # targets the first preferred site only.
+        self.fts = q.sites is not None and q.site_escalation is not None
+        self.open = True
+        self.closed_rule: Any = None
+        self.pref: tuple[str, ...] = ()
 
     def step_at(self, waited: float) -> int:
         """Escalation step reached after ``waited`` seconds in the queue."""
@@ -72,16 +80,22 @@ def compile_rules(spec: Spec) -> list[QueueRule]:
             base.append(compile_expression(q.target, skills, attrs))
         ring = all_of(base)
         rings = [ring]
-        for step in q.escalation:
+        steps: list[tuple[float, float, Any]] = [(s.after, s.priority, s) for s in q.escalation]
+        if q.sites is not None and q.site_escalation is not None:
+            # follow-the-sun: step 0 keeps to the preferred site; this step
+            # (or any escalation step before it) lifts that restriction.
+            steps.append((q.site_escalation, 0.0, None))
+            steps.sort(key=lambda s: (s[0], s[2] is not None))
+        for _, _, step in steps:
             parts = []
-            if step.skills is not None:
+            if step is not None and step.skills is not None:
                 parts.append(skills_target(step.skills))
-            if step.target is not None:
+            if step is not None and step.target is not None:
                 parts.append(compile_expression(step.target, skills, attrs))
             if parts:
                 ring = any_of([ring, all_of(parts)])
             rings.append(ring)
-        rules.append(QueueRule(q, idx, rings))
+        rules.append(QueueRule(q, idx, rings, [(after, prio) for after, prio, _ in steps]))
     by_name = {r.name: r for r in rules}
     for q, r in zip(spec.queues, rules):
         if q.overflow is not None:
