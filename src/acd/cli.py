@@ -20,8 +20,12 @@ from . import __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Build only the chosen command's arguments: each imports its own
+    # modules, and `acd replay` should not pay for the daemon's.
+    chosen = argv[0] if argv and argv[0] in COMMANDS else None
+    parser = _parser(chosen)
+    args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
@@ -37,17 +41,12 @@ def main_entry() -> None:
     sys.exit(main())
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="acd", description="Contact-centre ACD and routing engine.")
-    p.add_argument("--version", action="version", version=f"acd {__version__}")
-    sub = p.add_subparsers(metavar="COMMAND")
-
-    c = sub.add_parser("check", help="validate a routing config", description="Validate a routing config.")
+def _build_check(c: argparse.ArgumentParser) -> None:
     c.add_argument("config", metavar="CONFIG")
     c.set_defaults(func=cmd_check)
 
-    r = sub.add_parser("replay", help="replay a scenario through the router in virtual time",
-                       description="Replay a scenario through the routing core in virtual time and report KPIs.")
+
+def _build_replay(r: argparse.ArgumentParser) -> None:
     r.add_argument("config", metavar="CONFIG")
     r.add_argument("scenario", metavar="SCENARIO")
     r.add_argument("--json", action="store_true", help="print the KPI report as one JSON object")
@@ -58,40 +57,50 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--intervals", action="store_true", help="also print the per-interval table")
     r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     r.add_argument("--report", metavar="FILE", help="also write an HTML report with charts (one self-contained file)")
-    from .recorded.cli import add_compare_arguments as add_recorded_arguments, add_import_arguments, run_import
+    r.add_argument("--live", metavar="BUS_URL",
+                   help="instead of replaying offline, play the scenario onto a running daemon's bus "
+                        "(mqtt://host:port) as the telephony side")
+    r.add_argument("--speed", type=float, default=1.0, metavar="X",
+                   help="with --live: scenario seconds per wall-clock second (default 1, real time)")
+    r.add_argument("--tenant", default="default", help="with --live: the daemon's tenant (default: default)")
+    from .recorded.cli import add_compare_arguments
 
-    add_recorded_arguments(r)
+    add_compare_arguments(r)
     r.set_defaults(func=cmd_replay)
 
-    cmp = sub.add_parser("compare", help="replay one scenario under several routing configs, side by side",
-                         description="Replay one scenario under several routing configs, each in its own process "
-                                     "with the same seed; show KPI deltas, which config meets each queue's "
-                                     "service-level target, and (--report) the charts overlaid.")
+
+def _build_compare(cmp: argparse.ArgumentParser) -> None:
     from .compare import add_compare_arguments, run_compare
 
     add_compare_arguments(cmp)
     cmp.set_defaults(func=run_compare)
 
+
+def _build_run(rn: argparse.ArgumentParser) -> None:
     from .daemon import add_run_arguments, run_command
 
-    rn = sub.add_parser("run", help="run the routing daemon beside a telephony system (bus, journal, HTTP API)",
-                        description="Route contacts in real time from a bus (in-process, stdio or MQTT), "
-                                    "with a journal, an HTTP API and config reload.")
     add_run_arguments(rn)
     rn.set_defaults(func=run_command)
 
-    k = sub.add_parser("calendar", help="staffing per interval and site that a config's calendar implies",
-                       description="Print the staffing per interval and site that the calendar implies.")
+
+def _build_calendar(k: argparse.ArgumentParser) -> None:
     from .calendar_cli import add_calendar_arguments, run_calendar
 
     add_calendar_arguments(k)
     k.set_defaults(func=run_calendar)
 
-    s = sub.add_parser("scenario", help="make scenarios", description="Make traffic scenarios.")
+
+def _build_schema(sc: argparse.ArgumentParser) -> None:
+    sc.add_argument("--output", "-o", metavar="FILE", default="-", help="where to write (default: stdout)")
+    sc.set_defaults(func=cmd_schema)
+
+
+def _build_scenario(s: argparse.ArgumentParser) -> None:
     ssub = s.add_subparsers(metavar="ACTION")
     g = ssub.add_parser("generate", help="synthetic traffic (Poisson arrivals)",
                         description="Generate synthetic traffic: Poisson arrivals, exponential or lognormal "
                                     "handle times, exponential patience; seeded.")
+    from .recorded.cli import add_import_arguments, run_import
     from .scenario import add_generate_arguments, run_generate
 
     add_generate_arguments(g)
@@ -103,6 +112,37 @@ def _parser() -> argparse.ArgumentParser:
     add_import_arguments(im)
     im.set_defaults(func=run_import)
     s.set_defaults(func=lambda a: (s.print_help(sys.stderr), 2)[1])
+
+
+#: name -> (help, description, builder)
+COMMANDS = {
+    "check": ("validate a routing config", "Validate a routing config.", _build_check),
+    "replay": ("replay a scenario through the router in virtual time",
+               "Replay a scenario through the routing core in virtual time and report KPIs.", _build_replay),
+    "compare": ("replay one scenario under several routing configs, side by side",
+                "Replay one scenario under several routing configs, each in its own process with the same "
+                "seed; show KPI deltas, which config meets each queue's service-level target, and "
+                "(--report) the charts overlaid.", _build_compare),
+    "run": ("run the routing daemon beside a telephony system (bus, journal, HTTP API)",
+            "Route contacts in real time from a bus (in-process, stdio or MQTT), with a journal, an HTTP API "
+            "and config reload.", _build_run),
+    "calendar": ("staffing per interval and site that a config's calendar implies",
+                 "Print the staffing per interval and site that the calendar implies.", _build_calendar),
+    "scenario": ("make scenarios: generate synthetic traffic, import recorded call logs",
+                 "Make traffic scenarios.", _build_scenario),
+    "schema": ("print the JSON Schema of the bus messages", "Print the JSON Schema of every inbound and outbound "
+               "message (the payloads on the bus).", _build_schema),
+}
+
+
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="acd", description="Contact-centre ACD and routing engine.")
+    p.add_argument("--version", action="version", version=f"acd {__version__}")
+    sub = p.add_subparsers(metavar="COMMAND")
+    for name, (help_, description, build) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_, description=description)
+        if only is None or only == name:
+            build(sp)
     return p
 
 
@@ -148,6 +188,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if args.answer_delay < 0:
         return _fail(f"--answer-delay: expected a number >= 0, got {args.answer_delay:g}")
+    if args.live:
+        return _replay_live(args, scenario)
     events = None
     if args.events:
         try:
@@ -204,6 +246,71 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if comparison:
         print()
         print(comparison)
+    return 0
+
+
+def _replay_live(args: argparse.Namespace, scenario: Any) -> int:
+    """``acd replay --live URL``: the scenario onto a running daemon's bus."""
+    import asyncio
+
+    from .bus.mqtt import BusError, parse_url
+    from .live import play
+    from .scenario import ScenarioError
+
+    try:
+        parse_url(args.live)
+    except ValueError as exc:
+        return _fail(f"--live: {exc}")
+    if not args.speed > 0:
+        return _fail(f"--speed: expected a number > 0, got {args.speed:g}")
+    try:
+        result = asyncio.run(play(args.live, scenario, scenario.start, tenant=args.tenant, speed=args.speed,
+                                  answer_delay=args.answer_delay))
+    except BusError as exc:
+        return _fail(str(exc), 1)
+    except ScenarioError as exc:
+        return _fail(str(exc))
+    if args.json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        print(f"acd replay --live {args.live}: {args.scenario} at {args.speed:g}x")
+        for key, value in result.items():
+            print(f"  {key:<18} {value}")
+    return 0 if not result["in_system_at_end"] else 1
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """JSON Schema of every bus payload, and which topic carries which."""
+    from .bus import Topics
+    from .core.events import INBOUND_TYPES, Inbound, Outbound
+
+    (inbound, outbound), defs = msgspec.json.schema_components([Inbound, Outbound], ref_template="#/$defs/{name}")
+    t = Topics("<tenant>")
+    doc = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "acd bus messages",
+        "description": "Payloads are JSON objects; inbound ones may omit `type` (the topic names it) and should "
+                       "carry a unique `id` for de-duplication; outbound ones carry a `seq`.",
+        "topics": {
+            **{t.inbound_for(cls.__struct_config__.tag): {"$ref": f"#/$defs/{cls.__name__}"}
+               for cls in INBOUND_TYPES},
+            t.decision: {"$ref": "#/$defs/ContactOffered"},
+            t.event: {"$ref": "#/$defs/Outbound"},
+            t.error: {"type": "object", "description": "a refused inbound message: topic, reason, detail, payload"},
+            t.metrics: {"type": "object", "description": "per contact (kind: contact) and per queue and interval"},
+            t.status: {"enum": ["online", "offline"], "description": "retained; also the last will"},
+        },
+        "$defs": {**defs, "Inbound": inbound, "Outbound": outbound},
+    }
+    text = json.dumps(doc, indent=2) + "\n"
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        try:
+            with open(args.output, "w") as f:
+                f.write(text)
+        except OSError as exc:
+            return _fail(f"{args.output}: {exc.strerror or exc}", 1)
     return 0
 
 

@@ -39,6 +39,7 @@ import asyncio
 import logging
 import math
 import random
+import socket
 import ssl
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -167,7 +168,13 @@ class MqttBus:
         log: Any = None,
         max_unacked: int = 32,
         session_expiry: int = 86400,
+        subscribe: str | None = None,
+        presence: bool = True,
     ) -> None:
+        """``subscribe``: the topic filter of ``messages()`` (default: the
+        router's inbound topics; the telephony side of ``acd replay --live``
+        subscribes to ``out/#``).  ``presence``: publish the retained
+        ``status`` and the last will (the router does; a player must not)."""
         parts = parse_url(url)
         if not client_id:
             raise ValueError("client_id must not be empty (a persistent session needs a stable id)")
@@ -178,6 +185,8 @@ class MqttBus:
         self.url = url
         self.topics = topics
         self.client_id = client_id
+        self.filter = subscribe or topics.inbound
+        self.presence = presence
         self._host, self._port = parts["host"], parts["port"]
         self._username = username if username is not None else parts["username"]
         self._password = password if password is not None else parts["password"]
@@ -220,7 +229,7 @@ class MqttBus:
         (a clean disconnect does not fire the will)."""
         self._closed = True
         conn = self._conn
-        if conn is not None:
+        if conn is not None and self.presence:
             try:
                 await asyncio.wait_for(conn.guard(self._publish_on(conn, self.topics.status, b"offline", True)), 5)
             except (aiomqtt.MqttError, _Lost, asyncio.TimeoutError) as err:
@@ -306,7 +315,10 @@ class MqttBus:
             properties=props,
             keepalive=self._keepalive,
             tls_context=self._tls,
-            will=aiomqtt.Will(self.topics.status, b"offline", qos=1, retain=True),
+            will=aiomqtt.Will(self.topics.status, b"offline", qos=1, retain=True) if self.presence else None,
+            # paho leaves Nagle on: a small QoS 1 message then waits ~40 ms for
+            # the peer's delayed ACK.  Decisions are small and urgent.
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
         # aiomqtt has no public switch for this (checked up to 2.5.1).
         client._client.manual_ack_set(True)  # noqa: SLF001
@@ -356,9 +368,10 @@ class MqttBus:
         self._up_since = None
         client = self._new_client()
         async with client:
-            granted = await client.subscribe(self.topics.inbound, qos=1)
+            granted = await client.subscribe(self.filter, qos=1)
             self._check_granted(granted[0])
-            await client.publish(self.topics.status, b"online", qos=1, retain=True)
+            if self.presence:
+                await client.publish(self.topics.status, b"online", qos=1, retain=True)
             conn = self._conn = _Conn(client)
             self._up_since = asyncio.get_running_loop().time()
             self._up.set()
@@ -367,7 +380,7 @@ class MqttBus:
             self._log.info(f"mqtt: connected to {self._where()} as {self.client_id}")
             try:
                 async for m in client.messages:
-                    if not m.topic.matches(self.topics.inbound):
+                    if not m.topic.matches(self.filter):
                         # a leftover subscription of this session: not ours to keep
                         client._client.ack(m.mid, m.qos)  # noqa: SLF001
                         continue
@@ -383,9 +396,9 @@ class MqttBus:
         an ACL) is fatal; QoS 0 instead of 1 would lose messages silently."""
         value = getattr(code, "value", code)
         if value >= 0x80:
-            raise _Refused(f"subscription to {self.topics.inbound} refused: {code}")
+            raise _Refused(f"subscription to {self.filter} refused: {code}")
         if value < 1:
-            raise _Refused(f"broker granted QoS {value} for {self.topics.inbound}; at-least-once needs QoS 1")
+            raise _Refused(f"broker granted QoS {value} for {self.filter}; at-least-once needs QoS 1")
 
     def _acker(self, conn: _Conn, mid: int, qos: int) -> Callable[[], Awaitable[None]]:
         """The ack of one message: a single PUBACK on the connection it came

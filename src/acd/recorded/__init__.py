@@ -18,21 +18,29 @@ Modules: ``records`` (reading, quirks), ``survival`` (Kaplan-Meier),
 ``compare`` (recorded KPIs, the comparison), ``cli`` (argparse glue).
 """
 
-from .compare import comparison, comparison_html, comparison_table, figures, recorded_kpis
-from .importer import (
-    ATTRIBUTION, ImportOptions, ImportResult, config_yaml, default_paths, import_records, summary_text,
-)
-from .records import ANONYMOUS_BANK, FIELDS, FORMATS, Call, ImportSummary, Mapping, RecordError, read_calls
-from .roster import AVAILABILITY, Roster, RosterPolicy, build_roster
-from .survival import kaplan_meier, thin
-from .cli import (
-    add_compare_arguments, add_import_arguments, compare_report, load_recorded, recorded_for_replay, run_import,
-)
+from typing import Any
 
-__all__ = [
-    "ANONYMOUS_BANK", "ATTRIBUTION", "AVAILABILITY", "Call", "FIELDS", "FORMATS", "ImportOptions", "ImportResult",
-    "ImportSummary", "Mapping", "RecordError", "Roster", "RosterPolicy", "add_compare_arguments",
-    "add_import_arguments", "build_roster", "compare_report", "comparison", "comparison_html", "comparison_table",
-    "config_yaml", "default_paths", "figures", "import_records", "kaplan_meier", "load_recorded", "read_calls",
-    "recorded_for_replay", "recorded_kpis", "run_import", "summary_text", "thin",
-]
+# Re-exports, imported on first use: `acd replay` needs only a flag from
+# `cli`, and the importer is heavy to load.
+_EXPORTS = {
+    "comparison": "compare", "comparison_html": "compare", "comparison_table": "compare", "figures": "compare",
+    "recorded_kpis": "compare",
+    "ATTRIBUTION": "importer", "ImportOptions": "importer", "ImportResult": "importer", "config_yaml": "importer",
+    "default_paths": "importer", "import_records": "importer", "summary_text": "importer",
+    "ANONYMOUS_BANK": "records", "FIELDS": "records", "FORMATS": "records", "Call": "records",
+    "ImportSummary": "records", "Mapping": "records", "RecordError": "records", "read_calls": "records",
+    "AVAILABILITY": "roster", "Roster": "roster", "RosterPolicy": "roster", "build_roster": "roster",
+    "kaplan_meier": "survival", "thin": "survival",
+    "add_compare_arguments": "cli", "add_import_arguments": "cli", "compare_report": "cli",
+    "load_recorded": "cli", "recorded_for_replay": "cli", "run_import": "cli",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'acd.recorded' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f".{module}", __name__), name)
