@@ -63,9 +63,10 @@ def _build_replay(r: argparse.ArgumentParser) -> None:
     r.add_argument("--speed", type=float, default=1.0, metavar="X",
                    help="with --live: scenario seconds per wall-clock second (default 1, real time)")
     r.add_argument("--tenant", default="default", help="with --live: the daemon's tenant (default: default)")
-    from .recorded.cli import add_compare_arguments
-
-    add_compare_arguments(r)
+    # (the flag of acd.recorded.cli.add_compare_arguments, without importing the importer)
+    r.add_argument("--compare-recorded", nargs="?", const="auto", default=None, metavar="RECORDED.json",
+                   help="print the recorded KPIs of an imported log beside the replayed ones, per call type "
+                        "and hour (default file: SCENARIO.recorded.json, written by acd scenario import)")
     r.set_defaults(func=cmd_replay)
 
 
@@ -179,11 +180,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if err:
         print(err, file=sys.stderr)
         return 2
-    from .recorded.cli import compare_report, recorded_for_replay
-
     try:
         scenario = Scenario(args.scenario)
-        recorded = recorded_for_replay(args)  # None without --compare-recorded
+        recorded = None
+        if args.compare_recorded is not None:
+            from .recorded.cli import compare_report, recorded_for_replay
+
+            recorded = recorded_for_replay(args)
     except ValueError as exc:  # ScenarioError is a ValueError
         return _fail(str(exc))
     if args.answer_delay < 0:

@@ -83,7 +83,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 if TYPE_CHECKING:  # no runtime import: spec imports this module
-    from .spec import Spec
+    from .spec import uses_calendar, Spec
 
 __all__ = [
     "Calendar", "CalendarError", "ClosedRule", "Cursor", "Gap", "Kind", "QueueStatus", "Staffing",
@@ -1316,9 +1316,3 @@ class Cursor:
         while self.next_time != float("inf"):
             yield from self.pop_due(self.next_time)
 
-
-def uses_calendar(spec: Spec) -> bool:
-    """Does this config have anything a calendar drives (shifts, business
-    hours, follow-the-sun)?  Without, the engine skips the calendar entirely."""
-    return bool(spec.shifts or any(g.shift is not None or g.exceptions for g in spec.agents)
-                or any(q.hours is not None or q.sites is not None for q in spec.queues))

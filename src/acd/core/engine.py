@@ -60,8 +60,7 @@ from .events import (
 from .kpi import Kpi
 from .queues import CONNECTED, ENDED, NEW, OFFERED, WAITING, WRAP_UP, Contact, Pool
 from .rules import QueueRule, compile_rules, pool_target, proficiency
-from .calendar import Calendar, Kind, uses_calendar
-from .spec import Spec, known_names
+from .spec import Spec, known_names, uses_calendar
 from .strategies import make_index
 
 # deadline kinds
@@ -135,9 +134,11 @@ class Engine:
             self.group_agents.setdefault(spec.agents[a.group].group, []).append(a)
         # The calendar (shifts, business hours, follow-the-sun), if any.
         self.calendar_mode = calendar
-        self.calendar: Calendar | None = None
+        self.calendar: Any = None  # acd.core.calendar.Calendar
         self._cursor: Any = None
         if uses_calendar(spec):
+            from .calendar import Calendar  # only configs with calendars pay for loading it
+
             cal = self.calendar = Calendar(spec)
             for r in self.rules:
                 if cal.has_hours(r.name):
@@ -323,6 +324,8 @@ class Engine:
 
     def _calendar_step(self) -> None:
         """Apply the calendar's transitions due now (see acd.core.calendar)."""
+        from .calendar import Kind
+
         drive = self.calendar_mode == "drive"
         for tr in self._cursor.pop_due(self.now):
             kind = tr.kind

@@ -21,7 +21,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from .calendar import calendar_errors
 from .expr import ExprError, compile_expression
 
 Channel = Literal["voice", "chat", "email"]
@@ -318,7 +317,11 @@ def check(spec: Spec) -> list[SpecError]:
             ids[aid] = g.group
             mine.add(aid)
     # sites, shifts, hours, follow-the-sun: acd.core.calendar knows the rules
-    errors.extend(SpecError(path, message) for path, message in calendar_errors(spec))
+    if uses_calendar(spec) or spec.sites or any(q.closed is not None or q.site_escalation is not None
+                                                or g.site is not None for q in spec.queues for g in spec.agents):
+        from .calendar import calendar_errors
+
+        errors.extend(SpecError(path, message) for path, message in calendar_errors(spec))
     return errors
 
 
@@ -342,3 +345,10 @@ def spec_from_obj(obj: Any) -> Spec:
     if errs:
         raise SpecErrors(errs)
     return spec
+
+
+def uses_calendar(spec: Spec) -> bool:
+    """Does this config have anything a calendar drives (shifts, business
+    hours, follow-the-sun)?  Without, the engine skips the calendar entirely."""
+    return bool(spec.shifts or any(g.shift is not None or g.exceptions for g in spec.agents)
+                or any(q.hours is not None or q.sites is not None for q in spec.queues))

@@ -231,11 +231,11 @@ def load_recorded(path: str) -> dict[str, Any]:
 def recorded_for_replay(args: argparse.Namespace) -> dict[str, Any] | None:
     """Before the replay: the sidecar named by ``--compare-recorded`` (or
     next to the scenario), None without the flag; raises ValueError."""
-    from .importer import default_paths
-
     flag = getattr(args, "compare_recorded", None)
     if flag is None:
         return None
+    from .importer import default_paths
+
     path = default_paths(args.scenario)[1] if flag == AUTO else flag
     return load_recorded(path)
 
