@@ -26,24 +26,32 @@ def iso(epoch: float) -> str:
 
 def kpi_table(report: dict[str, Any]) -> str:
     """One row per queue, then the total; SL marked against its target."""
-    rows = [["queue"] + [h for h, _, _ in COLUMNS] + ["SL target"]]
+    cols = list(COLUMNS)
+    if any(fig.get("closed") for fig in report["queues"].values()):  # business hours at work
+        cols.insert(3, ("closed", "closed", "{:,}"))
+    rows = [["queue"] + [h for h, _, _ in cols] + ["SL target"]]
     for name, fig in report["queues"].items():
         target = f"{fig['sl_target']:.0%}/{fig['sl_threshold']:g}s"
         mark = "met" if fig.get("sl_met") else ("MISSED" if fig["offered"] else "-")
-        rows.append([name] + [fmt.format(fig[key]) for _, key, fmt in COLUMNS] + [f"{target} {mark}"])
+        rows.append([name] + [fmt.format(fig[key]) for _, key, fmt in cols] + [f"{target} {mark}"])
     tot = report["total"]
-    rows.append(["TOTAL"] + [fmt.format(tot[key]) for _, key, fmt in COLUMNS] + [""])
+    rows.append(["TOTAL"] + [fmt.format(tot[key]) for _, key, fmt in cols] + [""])
     return _render(rows, sep_before_last=True)
 
 
 def interval_table(report: dict[str, Any], every: int = 1) -> str:
     """Per-interval totals (every ``every``-th interval)."""
-    rows = [["interval (UTC)", "offered", "answered", "aband%", "ASA s", "SL", "occup."]]
-    for row in report.get("intervals", [])[::every]:
+    ivs = report.get("intervals", [])
+    # follow-the-sun: who answered, per site (the hand-over between sites)
+    sites = sorted({s for row in ivs for s in row.get("sites", {})})
+    rows = [["interval (UTC)", "offered", "answered", "aband%", "ASA s", "SL", "occup."]
+            + [f"by {s}" for s in sites]]
+    for row in ivs[::every]:
         t = row["total"]
+        by_site = row.get("sites", {})
         rows.append([iso(row["start"])[:16].replace("T", " "), f"{t['offered']:,}", f"{t['answered']:,}",
                      f"{t['abandon_rate']:.1%}", f"{t['asa']:.1f}", f"{t['service_level']:.1%}",
-                     f"{t['occupancy']:.1%}"])
+                     f"{t['occupancy']:.1%}"] + [f"{by_site.get(s, {}).get('answered', 0):,}" for s in sites])
     return _render(rows)
 
 
