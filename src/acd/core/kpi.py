@@ -40,7 +40,7 @@ class Acc:
     __slots__ = (
         "offered", "overflow_in", "answered", "answered_in_sl", "abandoned", "overflowed",
         "overflowed_out", "waited", "wait_answered", "wait_abandoned", "max_wait",
-        "completed", "talk", "wrap", "hist_answered", "hist_abandoned", "closed", "by_site",
+        "completed", "talk", "wrap", "hist_answered", "hist_abandoned", "closed", "closed_out", "by_site",
     )
 
     def __init__(self) -> None:
@@ -89,6 +89,8 @@ class Acc:
         self.overflowed += 1
         if closed:
             self.closed += 1
+            if out:
+                self.closed_out += 1
         if out:
             self.overflowed_out += 1
         if wait > 0:
@@ -306,6 +308,10 @@ class Kpi:
         offered = tot.offered - tot.overflow_in if len(accs) > 1 else tot.offered
         waited = tot.waited - (tot.overflowed - tot.overflowed_out) if len(accs) > 1 else tot.waited
         overflowed = tot.overflowed_out if len(accs) > 1 else tot.overflowed
+        # contacts the queue's closed-hours rule handled never had a chance to
+        # be answered: service level and abandon rate count the others
+        closed = tot.closed_out if len(accs) > 1 else tot.closed
+        offered_open = offered - closed
         gsel = range(len(groups)) if only_groups is None else only_groups
         busy = sum(groups[g][0] for g in gsel)
         staffed = sum(groups[g][1] for g in gsel)
@@ -315,12 +321,12 @@ class Kpi:
             "answered": tot.answered,
             "abandoned": tot.abandoned,
             "overflowed": overflowed,
-            "closed": tot.closed,
+            "closed": closed,
             "waiting_at_end": offered - tot.answered - tot.abandoned - overflowed,
-            "abandon_rate": _ratio(tot.abandoned, offered),
+            "abandon_rate": _ratio(tot.abandoned, offered_open),
             "asa": _ratio(tot.wait_answered, tot.answered),
             "p_wait": _ratio(waited, offered),
-            "service_level": _ratio(in_sl, offered),
+            "service_level": _ratio(in_sl, offered_open),
             "aht": _ratio(tot.talk + tot.wrap, handled),
             "avg_talk": _ratio(tot.talk, handled),
             "avg_wrap_up": _ratio(tot.wrap, handled),
@@ -334,7 +340,7 @@ class Kpi:
             i = qidx[0]
             fig["sl_threshold"] = self.thresholds[i]
             fig["sl_target"] = self.sl_targets[i]
-            fig["sl_met"] = bool(offered) and fig["service_level"] >= self.sl_targets[i]
+            fig["sl_met"] = bool(offered_open) and fig["service_level"] >= self.sl_targets[i]
         return fig
 
 
