@@ -37,7 +37,7 @@ KPIS = ("p_wait", "asa", "service_level", "abandon_rate")
 def replay_once(agents, load, patience, contacts, seed, warm_up=3600.0, threshold=20.0) -> Acc:
     spec = spec_from_obj({"queues": [{"name": "q", "skills": {"s": 1}, "service_level": {"threshold": threshold}}],
                           "agents": [{"group": "a", "count": agents, "skills": {"s": 1}}]})
-    traffic = mmc_traffic(agents=agents, load=load, aht=180.0, contacts=contacts, patience=patience, seed=seed)
+    traffic = mmc_traffic(agents=agents, load=load, aht=180.0, contacts=contacts, patience=patience, seed=seed, queue="q")
     r = Replay(spec, seed=seed, start=0.0)
     r.run((line.arrival, line) for line in generate(traffic))
     acc = Acc()
