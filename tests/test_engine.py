@@ -862,9 +862,9 @@ def test_not_ready_with_a_ringing_offer_withdraws_it():
     out = r.not_ready("a-1", 1)
     assert out == [
         ContactRequeued(time=1, contact="c1", queue="support", agent="a-1", reason="withdrawn"),
+        AgentStateChanged(time=1, agent="a-1", state="not_ready", previous="offered", reason="break"),
         ContactOffered(time=1, contact="c1", queue="support", agent="a-2", channel="voice", offer=2, timeout=20),
         AgentStateChanged(time=1, agent="a-2", state="offered", previous="ready"),
-        AgentStateChanged(time=1, agent="a-1", state="not_ready", previous="offered", reason="break"),
     ]
 
 
@@ -1233,3 +1233,20 @@ def test_queue_length_and_wait_histogram_in_the_report():
     assert sum(answered) == 2 and answered[0] == 1           # c1 waited 0
     assert answered[hist["edges"].index(45)] == 1            # c2 waited 50: bin [45, 60)
     assert abandoned[hist["edges"].index(30)] == 1           # c3 gave up after 30: bin [30, 45)
+
+
+def test_auto_answer_connects_an_offer_at_once_without_ringing():
+    from acd.core.spec import spec_from_obj
+
+    spec = spec_from_obj({"queues": [{"name": "support", "skills": {"support": 1}}],
+                          "agents": [{"group": "a", "count": 1, "skills": {"support": 3}, "auto_answer": True}]})
+    eng = Engine(spec, rng=Random(1), start=0.0)
+    out = eng.handle(ContactArrived(contact="c1", queue="support"), 0.0)
+    kinds = [type(e).__name__ for e in out]
+    assert kinds == ["ContactOffered", "ContactConnected", "AgentStateChanged"]
+    assert out[0].auto_answer and out[0].timeout == 0
+    assert out[2].state == "busy" and out[2].previous == "ready"
+    assert eng.next_deadline() is None  # no ring time-out armed
+    late = eng.handle(OfferAccepted(contact="c1"), 1.0)
+    assert isinstance(late[0], InputRejected)  # already connected
+    eng.check_invariants()

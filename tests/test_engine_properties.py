@@ -205,6 +205,7 @@ class EngineMachine(RuleBasedStateMachine):
             c["agent"] = None
             if e.reason != "withdrawn":
                 c["excluded"].add(e.agent)
+                c["refused"] = (e.agent, now)
         elif isinstance(e, ContactConnected):
             c = m.contacts[e.contact]
             assert c["state"] == "offered" and c["agent"] == e.agent
@@ -219,7 +220,10 @@ class EngineMachine(RuleBasedStateMachine):
             q = m.queues[c["queue"]]
             assert e.step == sum(1 for s in q.get("escalation", []) if now - c["entered"] >= s["after"])
             c["step"] = e.step
-            c["excluded"] = set()  # a wider ring gives everyone another chance
+            # a wider ring gives everyone another chance, except the agent
+            # whose failed offer (at this very moment) brought it back
+            refused = c.get("refused")
+            c["excluded"] = {refused[0]} if refused and refused[1] == now else set()
         elif isinstance(e, ContactOverflowed):
             c = m.contacts[e.contact]
             assert c["state"] == "waiting" and c["queue"] == e.queue

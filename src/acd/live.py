@@ -160,6 +160,8 @@ class LivePlayer:
     def _react(self, e: Any) -> None:
         tp = type(e)
         if tp is ContactOffered:
+            if e.auto_answer:
+                return
             self._later(self.answer_delay / self.speed, self._accept(e))
         elif tp is ContactConnected:
             if e.contact in self.connected:

@@ -202,6 +202,8 @@ class Replay:
             if kind is None:  # state changes and the like: nobody needs to act
                 continue
             if kind == _OFFERED:
+                if e.auto_answer:  # already connected: the next event says so
+                    continue
                 if self.answer_delay > 0:
                     self._seq += 1
                     heappush(self._heap, (e.time + self.answer_delay, self._seq, _ACCEPT, (e.contact, e.agent)))

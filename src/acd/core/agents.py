@@ -60,7 +60,7 @@ class Agent:
         "used", "n_offered", "n_talking", "n_wrapping",
         "ver", "pushed", "since", "pools", "chans",
         "missed", "last_offer", "iv", "iv_count", "busy", "staffed", "busy_since", "staffed_since",
-        "contacts", "pool_list", "keyver", "site",
+        "contacts", "pool_list", "keyver", "site", "auto_answer",
     )
 
     def __init__(self, idx: int, agent_id: str, group: int, skills: dict[str, int],
@@ -79,6 +79,7 @@ class Agent:
         ]
         self.max_missed = max_missed
         self.site = site
+        self.auto_answer = False
         self.presence = OFFLINE
         self.reason: str | None = None
         self.state = "offline"

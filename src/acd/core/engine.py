@@ -124,6 +124,7 @@ class Engine:
             for aid in g.agent_ids():
                 a = Agent(len(self.agent_list), aid, gi, g.skills, g.attributes, cap, g.blocking,
                           g.max_missed_offers, g.site)
+                a.auto_answer = g.auto_answer
                 self.agents[aid] = a
                 self.agent_list.append(a)
         self.kpi = Kpi([r.name for r in self.rules], [r.threshold for r in self.rules],
@@ -415,17 +416,20 @@ class Engine:
     def _route_contact(self, c: Contact) -> bool:
         """Offer ``c`` to the best free agent of its pool, or make it wait.
         Returns True when offered."""
-        pool = c.pool
-        agent = pool.idle.pop(c.excluded, int(self.now // self.interval))
+        agent = c.pool.idle.pop(c.excluded, int(self.now // self.interval))
         if agent is None:
-            c.state = WAITING
-            c.ver += 1
-            pool.push(c)
-            self.kpi.queue_len(c.queue.idx, self.now, 1)
+            self._wait(c)
             return False
         self._offer(c, agent)
         self._refresh(agent)
         return True
+
+    def _wait(self, c: Contact) -> None:
+        """Put ``c`` in its pool's waiting heap."""
+        c.state = WAITING
+        c.ver += 1
+        c.pool.push(c)
+        self.kpi.queue_len(c.queue.idx, self.now, 1)
 
     def _offer(self, c: Contact, a: Agent) -> None:
         now = self.now
@@ -449,6 +453,11 @@ class Engine:
             a.iv_count = 0
         a.iv_count += 1
         rule = c.queue
+        if a.auto_answer:  # the phone answers by itself: no ring, no time-out
+            self._out.append(ContactOffered(time=now, contact=c.id, queue=rule.name, agent=a.id,
+                                            channel=rule.channel, offer=c.offers, timeout=0.0, auto_answer=True))
+            self._connect(c)
+            return
         self._seq += 1
         heappush(self._deadlines, (now + rule.ring_timeout, self._seq, _RING, c, c.offers))
         self._out.append(ContactOffered(time=now, contact=c.id, queue=rule.name, agent=a.id,
@@ -461,7 +470,13 @@ class Engine:
         c.ver += 1
 
     def _escalate(self, c: Contact, step: int) -> None:
+        """A waiting contact reached escalation ``step``: a wider pool."""
         self._leave_pool(c)
+        self._set_step(c, step)
+        c.state = NEW
+        self._route_contact(c)
+
+    def _set_step(self, c: Contact, step: int) -> None:
         rule = c.queue
         c.step = step
         c.priority = c.base_priority + rule.priority + rule.step_priority[step]
@@ -469,8 +484,6 @@ class Engine:
         c.pool = self._pool(rule, step, c.skill_key)
         c.excluded = None  # a wider ring: agents who refused it get another chance
         self._out.append(ContactEscalated(time=self.now, contact=c.id, queue=rule.name, step=step))
-        c.state = NEW
-        self._route_contact(c)
 
     def _closed(self, c: Contact) -> None:
         """The queue is closed (business hours): its closed-hours rule sends
@@ -496,24 +509,27 @@ class Engine:
         c.excluded = None
         self._enter_queue(c, target, overflow_in=True)
 
-    def _requeue(self, c: Contact, agent: Agent, reason: str) -> None:
+    def _requeue(self, c: Contact, agent: Agent, reason: str, route: bool = True) -> None:
         """An offer failed: back to the old place (same key and sequence),
-        at the escalation step its time in the queue has reached."""
+        at the escalation step its time in the queue has reached.  With
+        ``route=False`` it only takes its place; the caller routes it after
+        the agent who let it go has had its turn (see ``_offer_failed``)."""
         rule = c.queue
         self._out.append(ContactRequeued(time=self.now, contact=c.id, queue=rule.name, agent=agent.id,
                                          reason=reason))
         waited = self.now - c.entered
+        c.state = NEW
         if not rule.open:
-            c.state = NEW
             return self._closed(c)
         if rule.max_wait is not None and waited >= rule.max_wait:
-            c.state = NEW
             return self._overflow(c, "max_wait")
         step = rule.step_at(waited)
-        c.state = NEW
         if step > c.step:  # escalation steps passed while it was ringing
-            return self._escalate(c, step)
-        self._route_contact(c)
+            self._set_step(c, step)
+        if route:
+            self._route_contact(c)
+        else:
+            self._wait(c)
 
     def _release_offer(self, c: Contact) -> Agent:
         a = c.agent
@@ -527,18 +543,29 @@ class Engine:
 
     def _offer_failed(self, c: Contact, reason: str, missed: bool) -> None:
         a = self._release_offer(c)
-        if missed:
+        # The contact takes its place first; then the freed agent takes the
+        # best waiting contact for it (never this one: it just let it go);
+        # only then is this contact offered to some other free agent.
+        # Routing the contact first would let it jump ahead of better
+        # contacts waiting for this agent.
+        queue = c.queue
+        self._requeue(c, a, reason, route=False)
+        if missed and c.queue is queue:  # (not if it overflowed or closed meanwhile)
+            # after the requeue: an escalation there gives earlier refusers
+            # a new chance, but not the agent who refused just now
             if c.excluded is None:
                 c.excluded = set()
             c.excluded.add(a.id)
+        if missed:
             a.missed += 1
-        self._requeue(c, a, reason)
+        placed = [c]
         if missed and a.missed >= a.max_missed and a.presence == READY:
             a.presence = NOT_READY
             a.reason = "missed_offers"
             self._unindex(a)
-            self._withdraw_offers(a)
+            placed += self._withdraw_offers(a)
         self._refresh(a)
+        self._route_placed(placed)
 
     def _lookup(self, ev: Any) -> Contact | None:
         c = self.contacts.get(ev.contact)
@@ -576,34 +603,37 @@ class Engine:
         if c is None or c.state != OFFERED or (ev.agent is not None and ev.agent != c.agent.id):
             self._lookup(ev)  # rejects with the precise reason
             return
+        d = self._deadlines
+        if d and d[0][3] is c:  # its ring time-out is next: drop it now
+            heappop(d)
+        self._connect(c)
+        # Slots used are unchanged, so availability is too: only the visible
+        # state moves (to busy, unless other offers still ring) and the busy
+        # period starts.  (_publish, inlined for the hot path.)
+        a = c.agent
+        state = "offered" if a.n_offered else "busy"
+        if state != a.state:
+            self._out.append(AgentStateChanged(time=self.now, agent=a.id, state=state, previous=a.state, reason=None))
+            a.state = state
+        if not a.busy or not a.staffed:
+            self._account(a, True, True)
+
+    def _connect(self, c: Contact) -> None:
+        """The offer is answered (by the agent, or by auto-answer): talking."""
         now = self.now
         a = c.agent
-        ch = c.ch
         a.n_offered -= 1
         a.n_talking += 1
         a.missed = 0
         c.state = CONNECTED
         c.connected_at = now
-        d = self._deadlines
-        if d and d[0][3] is c:  # its ring time-out is next: drop it now
-            heappop(d)
         wait = now - c.arrival
         rule = c.queue
         acc = c.acc
         acc.answer(wait, rule.threshold)
         if a.site is not None:
             acc.site_answered(a.site)
-        out = self._out
-        out.append(ContactConnected(time=now, contact=c.id, queue=rule.name, agent=a.id, wait=wait))
-        # Slots used are unchanged, so availability is too: only the visible
-        # state moves (to busy, unless other offers still ring) and the busy
-        # period starts.  (_publish, inlined for the hot path.)
-        state = "offered" if a.n_offered else "busy"
-        if state != a.state:
-            out.append(AgentStateChanged(time=now, agent=a.id, state=state, previous=a.state, reason=None))
-            a.state = state
-        if not a.busy or not a.staffed:
-            self._account(a, True, True)
+        self._out.append(ContactConnected(time=now, contact=c.id, queue=rule.name, agent=a.id, wait=wait))
 
     def _on_rejected(self, ev: OfferRejected) -> None:
         c = self._lookup(ev)
@@ -674,22 +704,44 @@ class Engine:
             a.missed = 0  # a fresh start after a break, not a way to dodge the count
         a.presence = new
         a.reason = reason if new == NOT_READY else None
+        placed = []
         if new != READY:
             self._unindex(a)
-            self._withdraw_offers(a)
+            placed = self._withdraw_offers(a)
         if new == NOT_READY and a.state == "not_ready" and reason != old_reason:
             # same state, new reason (break -> lunch): say so
             self._out.append(AgentStateChanged(time=self.now, agent=a.id, state="not_ready",
                                                previous="not_ready", reason=reason))
         self._refresh(a)
+        self._route_placed(placed)
 
-    def _withdraw_offers(self, a: Agent) -> None:
+    def _withdraw_offers(self, a: Agent) -> list[Contact]:
         """No new work once not ready: ringing offers go back to their place
-        in the queue (no miss counted)."""
+        in the queue (no miss counted).  They are only placed: the caller
+        routes them (``_route_placed``) once every change is made."""
+        placed = []
         if a.n_offered:
             for c in [c for c in a.contacts.values() if c.state == OFFERED]:
                 self._release_offer(c)
-                self._requeue(c, a, "withdrawn")
+                self._requeue(c, a, "withdrawn", route=False)
+                placed.append(c)
+        return placed
+
+    def _route_placed(self, contacts: list[Contact]) -> None:
+        """Offer contacts that were put back in their queues to free agents,
+        best first (effective priority, then arrival), so none jumps ahead
+        of a better one."""
+        now = self.now
+        iv = int(now // self.interval)
+        waiting = [c for c in contacts if c.state == WAITING]
+        waiting.sort(key=lambda c: (c.pool.rate * now - c.key, -c.seq), reverse=True)
+        for c in waiting:
+            if c.state != WAITING:
+                continue
+            agent = c.pool.idle.pop(c.excluded, iv)
+            if agent is not None:
+                self._offer(c, agent)
+                self._refresh(agent)
 
     def _on_login(self, ev: AgentLogin) -> None:
         self._presence(ev, "login", ev.reason)

@@ -140,7 +140,8 @@ class ContactQueued(_Out, tag="contact.queued"):
 
 
 class ContactOffered(_Out, tag="contact.offered"):
-    """Decision: ring ``agent`` with ``contact``; the agent is reserved.
+    """Decision: ring ``agent`` with ``contact``; the agent is reserved (with
+    ``auto_answer``, the agent's phone answers at once: do not ring, connect).
 
     ``offer`` numbers the offers of one contact (1, 2, ...), so
     ``(contact, offer)`` identifies a decision for de-duplication.
@@ -152,6 +153,7 @@ class ContactOffered(_Out, tag="contact.offered"):
     channel: str
     offer: int
     timeout: float
+    auto_answer: bool = False  # the agent's phone answered by itself: contact.connected follows at once
 
 
 class ContactConnected(_Out, tag="contact.connected"):

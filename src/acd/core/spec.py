@@ -171,6 +171,7 @@ class AgentGroup(_Base):
     blocking: dict[Channel, list[Channel]] = msgspec.field(default_factory=lambda: {"voice": ["chat", "email"]})
     max_missed_offers: Annotated[int, Meta(ge=1)] = 2
     initial: Literal["ready", "not_ready", "offline"] = "ready"
+    auto_answer: bool = False  # the phone answers by itself: an offer connects at once, no ring
     site: Name | None = None
     shift: Name | list[Name] | None = None
     exceptions: list[ShiftException] = []
