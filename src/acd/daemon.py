@@ -598,6 +598,7 @@ class Options:
     http: str | None = None            # [--http HOST:PORT] None: no HTTP API
     api_token: str | None = None       # explicit token; else from the env var below
     api_token_env: str = "ACD_API_TOKEN"  # [--api-token-env] where the token is read from
+    wallboard_tz: str = "UTC"          # [--wallboard-tz] what "today" means on the wallboard (IANA zone)
     watch_config: bool = True          # reload when the config file changes
     poll_interval: float = 1.0         # seconds between config mtime polls
     max_pending: int = 10_000          # outbox items before inbound is paused
@@ -628,6 +629,7 @@ class Stats:
 
 # outbox item kinds: (pos, kind, a, b, c, seq)
 _PUB, _ACK, _FUT = 0, 1, 2
+_BATCH = 1024  # most publishes handed to the bus at once
 
 
 # --- the daemon -------------------------------------------------------------------------
@@ -1044,24 +1046,32 @@ class Daemon:
         j = self.journal
         top = self._published
         backoff = 0.05
+        batch = getattr(self.bus, "publish_batch", None)
+        present = 0  # publishes at the head of the outbox already sent by a batch
         while ob:
             item = ob[0]
             if j is not None and item[0] > j.synced:
                 break
             kind = item[1]
             if kind == _PUB:
-                try:
-                    await self.bus.publish(item[2], item[3], retain=item[4])
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    if self._force:
-                        ob.popleft()
+                if present <= 0:
+                    try:
+                        if batch is not None:
+                            present = await self._publish_ready(batch)
+                        else:
+                            await self.bus.publish(item[2], item[3], retain=item[4])
+                            present = 1
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        if self._force:
+                            ob.popleft()
+                            continue
+                        self.log.warning("publish failed; retrying", topic=item[2], error=str(exc))
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, 2.0)
                         continue
-                    self.log.warning("publish failed; retrying", topic=item[2], error=str(exc))
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 2.0)
-                    continue
+                present -= 1
                 seq = item[5]
                 if seq is not None and seq > top:
                     top = seq
@@ -1087,6 +1097,26 @@ class Daemon:
                 j.append(PublishedRecord(top))
         if len(ob) <= self.options.max_pending // 2:
             self._space.set()
+
+    async def _publish_ready(self, batch: Callable[[list], Awaitable[None]]) -> int:
+        """Publish every message of the outbox's ready part (durable by the
+        fsync policy) in one pipelined batch (``publish_batch`` of the MQTT
+        bus: one round trip to the broker for the lot instead of one per
+        message); returns how many.  ``_flush`` then releases the acks and
+        answers in between in order: an inbound event is still acknowledged
+        only after its decisions are published."""
+        j = self.journal
+        synced = j.synced if j is not None else None
+        pubs = []
+        for it in self._outbox:
+            if synced is not None and it[0] > synced:
+                break
+            if it[1] == _PUB:
+                pubs.append((it[2], it[3], it[4]))
+                if len(pubs) >= _BATCH:
+                    break
+        await batch(pubs)
+        return len(pubs)
 
     async def _syncer(self) -> None:
         j = self.journal
@@ -1571,6 +1601,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="journal records between checkpoints (default 50000)")
     p.add_argument("--api-token-env", default="ACD_API_TOKEN", metavar="VAR",
                    help="environment variable holding the bearer token of the POST endpoints (default ACD_API_TOKEN)")
+    p.add_argument("--wallboard-tz", default="UTC", metavar="ZONE",
+                   help="IANA time zone whose day is 'today' on the wallboard at / (default UTC)")
     p.add_argument("--client-id", metavar="ID", help="MQTT client id (default acd-<tenant>)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error", "critical"))
 
@@ -1594,8 +1626,16 @@ def run_command(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"acd: --http: {exc}", file=sys.stderr)
             return 2
+    try:
+        from .wallboard import resolve_tz
+
+        resolve_tz(args.wallboard_tz)
+    except ValueError as exc:
+        print(f"acd: --wallboard-tz: {exc}", file=sys.stderr)
+        return 2
     opts = Options(tenant=args.tenant, fsync=args.fsync, batch_ms=args.batch_ms, seed=args.seed,
-                   snapshot_every=args.snapshot_every, http=args.http, api_token_env=args.api_token_env)
+                   snapshot_every=args.snapshot_every, http=args.http, api_token_env=args.api_token_env,
+                   wallboard_tz=args.wallboard_tz)
     try:
         bus = make_bus(args.bus, Topics(args.tenant), args.client_id)
     except (ValueError, ImportError) as exc:

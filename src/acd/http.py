@@ -6,6 +6,9 @@ Bound to 127.0.0.1 unless told otherwise.  Routes (``api_router``)::
     GET  /state                 the engine's snapshot: queues and agents
     GET  /metrics               Prometheus text exposition format (0.0.4)
     GET  /events                Server-Sent Events: everything published on the bus
+    GET  /                      the live wallboard page (``acd.wallboard``)
+    GET  /wallboard.json        its data: queues, agents, SL today / this interval
+    GET  /wallboard/events      Server-Sent Events: wallboard snapshots as they change
     POST /reload                {"drain": bool}?  re-read the config file
     POST /drain                 {"drain": bool}?  refuse new contacts (default true)
     POST /agents/<id>/state     {"state": "login"|"ready"|"not_ready"|"logout", "reason": str?}
@@ -483,6 +486,9 @@ def api_router(daemon: Any) -> Router:
     r.post("/reload", reload, auth=True)
     r.post("/drain", drain, auth=True)
     r.post("/agents/{agent}/state", agent_state, auth=True)
+    from .wallboard import add_routes
+
+    add_routes(r, daemon)
     return r
 
 

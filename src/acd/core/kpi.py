@@ -158,6 +158,12 @@ class Kpi:
         buckets = self.by_queue_len[qidx]
         iv_len = self.interval
         iv = int(t0 // iv_len)
+        if n and now <= (iv + 1) * iv_len:  # the common case: within one interval
+            b = buckets.get(iv)
+            if b is None:
+                b = buckets[iv] = [0.0, 0]
+            b[0] += n * (now - t0)
+            n = 0  # nothing left to split below
         while n and t0 < now:
             t1 = min(now, (iv + 1) * iv_len)
             b = buckets.get(iv)
@@ -166,7 +172,7 @@ class Kpi:
             b[0] += n * (t1 - t0)
             t0 = t1
             iv += 1
-        n += delta
+        n = st[0] + delta
         st[0], st[1] = n, now
         if delta > 0:
             b = buckets.get(int(now // iv_len))
