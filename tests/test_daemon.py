@@ -529,7 +529,7 @@ async def test_timer_decisions_are_not_lost_nor_repeated_across_a_crash(tmp_path
         await h.daemon.abort()  # neither decision made it out
     async with H(tmp_path / "b", clock=ManualClock(h.clock.t + 1)) as h2:
         offers = [(d["seq"], d["agent"], d["offer"]) for d in h2.out("decision")]
-        assert offers == [(1, "a-1", 1), (4, "a-2", 2)]
+        assert offers == [(1, "a-1", 1), (5, "a-2", 2)]  # 3 requeued, 4 a-1 ready again, 5 the new offer
         assert h2.seqs() == list(range(1, 7))
 
 

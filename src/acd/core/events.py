@@ -139,7 +139,7 @@ class ContactQueued(_Out, tag="contact.queued"):
     priority: float
 
 
-class ContactOffered(_Out, tag="contact.offered"):
+class ContactOffered(_Out, tag="contact.offered", omit_defaults=True):
     """Decision: ring ``agent`` with ``contact``; the agent is reserved (with
     ``auto_answer``, the agent's phone answers at once: do not ring, connect).
 
