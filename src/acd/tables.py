@@ -55,6 +55,12 @@ def interval_table(report: dict[str, Any], every: int = 1) -> str:
     return _render(rows)
 
 
+def render_rows(rows: list[list[str]], sep_before_last: bool = False) -> str:
+    """Columns padded (first left, the rest right), a rule under the
+    heading and (``sep_before_last``) above the last row."""
+    return _render(rows, sep_before_last)
+
+
 def _render(rows: list[list[str]], sep_before_last: bool = False) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []

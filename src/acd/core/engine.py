@@ -810,22 +810,7 @@ class Engine:
             elif pushed is not None:
                 a.ver[ch] += 1
                 a.pushed[ch] = None
-        # _publish(a), inlined: this runs several times per contact
-        if a.n_offered:
-            state = "offered"
-        elif a.n_talking:
-            state = "busy"
-        elif a.n_wrapping:
-            state = "wrap_up"
-        else:
-            state = PRESENCE_NAMES[a.presence]
-        if state != a.state:
-            self._out.append(AgentStateChanged(time=now, agent=a.id, state=state, previous=a.state,
-                                               reason=a.reason if state == "not_ready" else None))
-            a.state = state
-        busy = a.n_talking + a.n_wrapping > 0
-        if busy != a.busy or (busy or ready) != a.staffed:
-            self._account(a, busy, busy or ready)
+        self._publish(a)
 
     def _publish(self, a: Agent) -> None:
         """Emit the agent's visible state if it changed; account busy and

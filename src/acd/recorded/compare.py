@@ -235,17 +235,7 @@ def comparison_table(report: dict[str, Any], recorded: dict[str, Any], *, hours:
     return "\n".join(parts)
 
 
-def _render(rows: list[list[str]], sep_before_last: bool = False) -> str:
-    """Columns padded (first left, the rest right), a rule under the
-    heading and (``sep_before_last``) above the last row."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for n, r in enumerate(rows):
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0 or (sep_before_last and n == len(rows) - 2):
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+from ..tables import render_rows as _render  # noqa: E402  (one table renderer for all text output)
 
 
 def comparison_html(report: dict[str, Any], recorded: dict[str, Any], *, hours: bool = True) -> str:
