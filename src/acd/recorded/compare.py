@@ -25,6 +25,7 @@ from collections import defaultdict
 from typing import Any
 
 from .records import SERVED, Call
+from ..tables import render_rows as _render
 
 SUMS = ("offered", "answered", "abandoned", "waited", "wait_answered_s", "talk_s")
 HOUR = 3600
@@ -233,9 +234,6 @@ def comparison_table(report: dict[str, Any], recorded: dict[str, Any], *, hours:
                 hrows.append(row(f"{r['hour']:02d}:00", r))
         parts += ["", "per hour of the day (all days)", _render(hrows)]
     return "\n".join(parts)
-
-
-from ..tables import render_rows as _render  # noqa: E402  (one table renderer for all text output)
 
 
 def comparison_html(report: dict[str, Any], recorded: dict[str, Any], *, hours: bool = True) -> str:
