@@ -13,7 +13,7 @@ import pytest
 from acd.config import load_config
 from acd.core.engine import Engine
 from acd.core.events import (
-    AgentStateChanged, ContactArrived, ContactConnected, ContactEnded, ContactOffered,
+    AgentLogin, AgentLogout, AgentStateChanged, ContactArrived, ContactConnected, ContactEnded, ContactOffered,
     ContactOverflowed, OfferAccepted,
 )
 from acd.core.spec import spec_from_obj
@@ -185,3 +185,27 @@ def test_follow_the_sun_week_closes_billing_outside_hours_and_never_leaves_a_con
                 for r_ in r.engine.rules}
     gaps = cal.gaps(scen.start, scen.start + 7 * 86400, eligible)
     assert [g for g in gaps if g.kind == "uncovered"] == []
+
+
+def test_adherence_in_observe_mode_compares_presence_with_the_schedule():
+    eng = Engine(centre(), rng=Random(1), start=MON + 7 * H, calendar="observe")
+    for a in eng.agent_list:  # everyone starts offline whatever the config says
+        if a.presence != 0:
+            feed(eng, MON + 7 * H, AgentLogout(agent=a.id))
+    feed(eng, MON + 8.5 * H, AgentLogin(agent="n-1"))   # half an hour late
+    feed(eng, MON + 9 * H, AgentLogin(agent="n-2"))     # an hour late
+    feed(eng, MON + 10 * H)
+    g = eng.report()["groups"]["n"]
+    # from 08:00 to 10:00 both were scheduled (4 agent-hours); n-1 worked 1.5 h, n-2 1 h
+    assert g["scheduled_s"] == pytest.approx(4 * H)
+    assert g["adherent_s"] == pytest.approx(2.5 * H)
+    assert g["adherence"] == pytest.approx(2.5 / 4)
+
+
+def test_adherence_in_drive_mode_is_full_and_breaks_are_not_scheduled_work():
+    eng = Engine(centre(), rng=Random(1), start=MON)
+    feed(eng, MON + 14 * H)
+    g = eng.report()["groups"]["n"]
+    # 08:00-14:00 minus the 30-min lunch, for 2 agents
+    assert g["scheduled_s"] == pytest.approx(2 * 5.5 * H)
+    assert g["adherence"] == 1.0

@@ -61,6 +61,7 @@ class Agent:
         "ver", "pushed", "since", "pools", "chans",
         "missed", "last_offer", "iv", "iv_count", "busy", "staffed", "busy_since", "staffed_since",
         "contacts", "pool_list", "keyver", "site", "auto_answer",
+        "expected", "expected_since", "adherent", "adherent_since",
     )
 
     def __init__(self, idx: int, agent_id: str, group: int, skills: dict[str, int],
@@ -80,6 +81,11 @@ class Agent:
         self.max_missed = max_missed
         self.site = site
         self.auto_answer = False
+        # schedule adherence (groups with a calendar): None = no schedule
+        self.expected: bool | None = None
+        self.expected_since = 0.0
+        self.adherent = False
+        self.adherent_since = 0.0
         self.presence = OFFLINE
         self.reason: str | None = None
         self.state = "offline"

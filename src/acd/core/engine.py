@@ -192,6 +192,11 @@ class Engine:
                 a.state = a.visible_state()
                 self._refresh(a)
         if self.calendar is not None:
+            for g in self.calendar.groups:
+                on, reason = self.calendar.group_state(g, start)
+                for a in self.group_agents.get(g, ()):
+                    a.expected = False
+                    self._expect(a, on and not reason)
             self._cursor = self.calendar.cursor(start)
             self._schedule_calendar()
         self._out = []
@@ -252,6 +257,10 @@ class Engine:
                 spans.append((a.group, 0, a.busy_since, self.now))
             if a.staffed:
                 spans.append((a.group, 1, a.staffed_since, self.now))
+            if a.expected:
+                spans.append((a.group, 2, a.expected_since, self.now))
+            if a.adherent:
+                spans.append((a.group, 3, a.adherent_since, self.now))
         return spans
 
     def snapshot(self) -> dict[str, Any]:
@@ -331,6 +340,10 @@ class Engine:
         for tr in self._cursor.pop_due(self.now):
             kind = tr.kind
             if kind in (Kind.SHIFT_START, Kind.BREAK_START, Kind.BREAK_END, Kind.SHIFT_END):
+                # what the calendar expects (adherence), in either mode
+                expected = kind == Kind.BREAK_END or (kind == Kind.SHIFT_START and not tr.detail)
+                for a in self.group_agents.get(tr.subject, ()):
+                    self._expect(a, expected)
                 if not drive:
                     continue
                 command, reason = {
@@ -848,6 +861,31 @@ class Engine:
                 a.staffed_since = now
             else:
                 self.kpi.add_span(a.group, 1, a.staffed_since, now)
+            if a.expected is not None:
+                self._adhere(a)
+
+    def _adhere(self, a: Agent) -> None:
+        """Schedule adherence: the agent is *adherent* while the calendar
+        expects it to work (on shift, not on a break) and it does (ready or
+        busy).  Spans of both go to the KPIs (kinds 2 and 3)."""
+        now = self.now
+        adherent = a.expected and a.staffed
+        if adherent != a.adherent:
+            a.adherent = adherent
+            if adherent:
+                a.adherent_since = now
+            else:
+                self.kpi.add_span(a.group, 3, a.adherent_since, now)
+
+    def _expect(self, a: Agent, expected: bool) -> None:
+        """The calendar now expects ``a`` to work, or not."""
+        if expected != a.expected:
+            if a.expected:
+                self.kpi.add_span(a.group, 2, a.expected_since, self.now)
+            a.expected = expected
+            if expected:
+                a.expected_since = self.now
+        self._adhere(a)
 
     def _feed(self, a: Agent) -> None:
         """Offer waiting contacts to ``a`` while it has free capacity: each

@@ -184,7 +184,8 @@ class Kpi:
     # -- agents ----------------------------------------------------------------
 
     def add_span(self, group: int, kind: int, t0: float, t1: float) -> None:
-        """An agent of ``group`` was busy (``kind`` 0) or staffed (1) from
+        """An agent of ``group`` was busy (``kind`` 0), staffed (1),
+        scheduled to work (2) or adherent (3, scheduled and staffed) from
         ``t0`` to ``t1``: add it to the interval buckets, split at edges."""
         iv_len = self.interval
         buckets = self.by_group[group]
@@ -193,7 +194,7 @@ class Kpi:
             edge = (iv + 1) * iv_len
             b = buckets.get(iv)
             if b is None:
-                b = buckets[iv] = [0.0, 0.0]
+                b = buckets[iv] = [0.0, 0.0, 0.0, 0.0]
             if t1 <= edge:
                 b[kind] += t1 - t0
                 return
@@ -234,10 +235,12 @@ class Kpi:
             queue_tot.append(acc)
             all_ivs.update(d)
         group_tot = []
+        adherence = []
         for d in self.by_group:
             busy = sum(b[0] for b in d.values())
             staffed = sum(b[1] for b in d.values())
             group_tot.append((busy, staffed))
+            adherence.append((sum(b[2] for b in d.values()), sum(b[3] for b in d.values())))
             all_ivs.update(d)
         out: dict[str, Any] = {
             "total": self._figures(queue_tot, list(range(len(queue_tot))), group_tot, None),
@@ -256,6 +259,12 @@ class Kpi:
                 for name, (b, s) in zip(self.group_names, group_tot)
             },
         }
+        # schedule adherence of the calendar-driven groups: the share of the
+        # scheduled time (on shift, not on a break) the agents were ready or busy
+        for name, (sched, adh) in zip(self.group_names, adherence):
+            if sched:
+                out["groups"][name].update(scheduled_s=round(sched, 3), adherent_s=round(adh, 3),
+                                           adherence=_ratio(adh, sched))
         if intervals:
             rows = []
             for d in self.by_queue_len:
@@ -263,7 +272,7 @@ class Kpi:
             iv_len = self.interval
             for iv in sorted(all_ivs):
                 accs = [d.get(iv) or Acc() for d in self.by_queue]
-                gt = [tuple(d.get(iv) or (0.0, 0.0)) for d in self.by_group]
+                gt = [tuple((d.get(iv) or (0.0, 0.0))[:2]) for d in self.by_group]
                 qlen = [d.get(iv) or (0.0, 0) for d in self.by_queue_len]
                 queues = {}
                 for i, name in enumerate(self.queue_names):
