@@ -14,8 +14,18 @@ against the queue's target (colour *and* a symbol: ``✓`` met, ``✗`` below),
 contacts answered and abandoned today, and the agents who can serve the
 queue by state.  Per agent group: agents by state and occupancy today and
 in this interval.  Figures follow ``acd.core.kpi`` (contacts are filed under
-the interval of their arrival; SL = answered within the threshold / offered,
-contacts closed by business hours left out).
+the interval of their arrival; occupancy = busy / staffed time, periods
+still running counted up to the routing state's time, as ``report()`` does).
+
+**Service level, live.**  The report's SL is answered within the threshold
+/ offered (closed-hours contacts left out).  On a live board a contact that
+is still waiting, or ringing, and has waited less than the threshold may
+yet be answered in time: it is ``pending``, counted neither in nor out, and
+it becomes a miss the moment its wait passes the threshold (answered or
+not).  So the interval's SL does not flash 0 % when its first call arrives,
+and once no contact is undecided it is exactly the report's figure.
+``service_level`` is ``null`` (the page shows a dash) while nothing is
+decided.
 
 **Today** is the calendar day in the wallboard's time zone: ``UTC`` unless
 the daemon runs with ``--wallboard-tz Area/City`` (``Options.wallboard_tz``),
@@ -36,9 +46,11 @@ restart at the reload.
     id: <seq>                            the same JSON as /wallboard.json
     data: {...}
 
-    event: snapshot                      when something changed (a decision, an agent
-    id: <seq>                            state, a drain, the interval or day rolling
-    data: {...}                          over): at most one per ``throttle`` (0.25 s)
+    event: snapshot                      when something changed (anything the daemon
+    id: <seq>                            published; a contact passing its SL threshold,
+    data: {...}                          a new interval or day, drain on or off: looked
+                                         at every second): at most one per ``throttle``
+                                         (0.25 s), a burst of events coalesced
 
     event: heartbeat                     after ``heartbeat`` s (5) without a snapshot
     data: {"now": t, "seq": n, "boot": "..."}
@@ -52,16 +64,16 @@ that died without closing the connection) and says so on screen.
 
 Snapshots are made on demand from the engine and cached per
 ``(engine, seq, time, day, interval)``, so many displays cost one
-computation; only ``now`` and the longest waits are stamped per message.
+computation per change; what depends on the clock alone (``now``, the
+longest waits, the pending contacts of the SL) is stamped per message.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
-import time as _time
 import uuid
+from bisect import bisect_left
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, AsyncIterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -69,7 +81,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from .core.kpi import Acc
-from .core.queues import WAITING
+from .core.queues import OFFERED, WAITING
 
 __all__ = ["AGENT_STATES", "Wallboard", "add_routes", "resolve_tz", "PAGE"]
 
@@ -101,14 +113,15 @@ def _ratio(a: float, b: float) -> float | None:
     return round(a / b, 6) if b else None
 
 
-def _figures(acc: Acc, multi: bool, target: float | None) -> dict[str, Any]:
+def _figures(acc: Acc, multi: bool) -> dict[str, Any]:
     """The wallboard's subset of ``acd.core.kpi`` figures for summed counters
-    (``multi``: of several queues, where an overflowed contact counts once)."""
+    (``multi``: of several queues, where an overflowed contact counts once).
+    ``answered_in_sl`` / ``sl_base`` are the service level's numerator and
+    denominator before the contacts still undecided are taken out (``_settle``)."""
     offered = acc.offered - acc.overflow_in if multi else acc.offered
     closed = acc.closed_out if multi else acc.closed
     overflowed = acc.overflowed_out if multi else acc.overflowed
     offered_open = offered - closed
-    sl = _ratio(acc.answered_in_sl, offered_open)
     return {
         "offered": offered,
         "answered": acc.answered,
@@ -117,21 +130,36 @@ def _figures(acc: Acc, multi: bool, target: float | None) -> dict[str, Any]:
         "closed": closed,
         "abandon_rate": _ratio(acc.abandoned, offered_open),
         "asa": _ratio(acc.wait_answered, acc.answered),
-        "service_level": sl,
-        "sl_met": None if sl is None or target is None else sl >= target,
+        "answered_in_sl": acc.answered_in_sl,
+        "sl_base": offered_open,
     }
+
+
+def _settle(fig: dict[str, Any], arrivals: list[float], now: float, threshold: float,
+            target: float) -> dict[str, Any]:
+    """``fig`` with the service level at ``now``: contacts not yet answered
+    whose wait is still within the threshold (``arrivals``, sorted) may yet
+    be answered in time, so they are ``pending``, neither in nor out."""
+    pending = len(arrivals) - bisect_left(arrivals, now - threshold)
+    out = dict(fig)
+    base = out.pop("sl_base") - pending
+    sl = _ratio(out["answered_in_sl"], base)
+    out["pending"] = pending
+    out["service_level"] = sl
+    out["sl_met"] = None if sl is None else sl >= target
+    return out
 
 
 class Wallboard:
     """The wallboard of one daemon: snapshots and the event stream."""
 
-    def __init__(self, daemon: Any, tz: str | None = None, *, throttle: float = THROTTLE,
-                 heartbeat: float = HEARTBEAT):
+    def __init__(self, daemon: Any, tz: str | None = None, *, throttle: float | None = None,
+                 heartbeat: float | None = None):
         self.daemon = daemon
         opts = getattr(daemon, "options", None)
         self.tz_name, self.tz = resolve_tz(tz if tz is not None else getattr(opts, "wallboard_tz", None))
-        self.throttle = throttle
-        self.heartbeat = heartbeat
+        self.throttle = THROTTLE if throttle is None else throttle
+        self.heartbeat = HEARTBEAT if heartbeat is None else heartbeat
         self.boot = uuid.uuid4().hex[:12]
         self._zones: dict[str, tuple[str, tzinfo]] = {self.tz_name: (self.tz_name, self.tz)}
         self._cache: dict[str, tuple[tuple, dict[str, Any]]] = {}
@@ -166,18 +194,17 @@ class Wallboard:
         end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz).timestamp()
         return day.isoformat(), start, end
 
-    def period(self, tz: tzinfo, t: float | None = None) -> tuple[float, float, int]:
-        """(day start, day end, current interval number) at ``t`` (now)."""
-        t = self.now() if t is None else t
-        _, start, end = self.day_of(t, tz)
-        return start, end, int(t // self.daemon.state.engine.interval)
-
     # -- the snapshot -------------------------------------------------------------------
 
     def snapshot(self, tz_name: str | None = None) -> dict[str, Any]:
         """The wallboard's data (``GET /wallboard.json``)."""
-        name, tz = self.zone(tz_name)
         now = self.now()
+        _, body = self._body(tz_name, now)
+        return self._stamp(body, now)
+
+    def _body(self, tz_name: str | None, now: float) -> tuple[tuple, dict[str, Any]]:
+        """(version, the snapshot less what depends on the clock), cached."""
+        name, tz = self.zone(tz_name)
         d = self.daemon
         state = d.state
         eng = state.engine
@@ -186,26 +213,43 @@ class Wallboard:
         key = (id(eng), state.seq, eng.now, len(eng.contacts), day_start, iv, d.draining, d.status)
         hit = self._cache.get(name)
         if hit is not None and hit[0] == key:
-            body = hit[1]
-        else:
-            body = self._build(name, day, day_start, day_end, iv)
-            if len(self._cache) > 16:
-                self._cache.clear()
-            self._cache[name] = (key, body)
-        return self._stamp(body, now)
+            return hit
+        body = self._build(name, day, day_start, day_end, iv)
+        if len(self._cache) > 16:
+            self._cache.clear()
+        self._cache[name] = (key, body)
+        return key, body
+
+    def version(self, tz_name: str | None = None) -> tuple:
+        """Changes whenever the snapshot's figures would (not with ``now``
+        and the ticking longest waits alone)."""
+        now = self.now()
+        key, body = self._body(tz_name, now)
+        pending = tuple(len(a) - bisect_left(a, now - q["sl_threshold"])
+                        for q in body["queues"] for a in q["_undecided"])
+        return key, pending
 
     def _stamp(self, body: dict[str, Any], now: float) -> dict[str, Any]:
-        """A copy of a cached body with ``now`` and the longest waits at ``now``."""
+        """A copy of a cached body with what depends on the clock: ``now``,
+        the longest waits and the service levels (see ``_settle``)."""
         out = dict(body)
         out["now"] = round(now, 3)
         queues = []
         for q in body["queues"]:
             q = dict(q)
+            pend = q.pop("_undecided")
+            thr, target = q["sl_threshold"], q["sl_target"]
             q["longest_wait"] = round(max(0.0, now - q["oldest"]), 3) if q["oldest"] is not None else 0.0
+            q["today"] = _settle(q["today"], pend[0], now, thr, target)
+            q["interval"] = _settle(q["interval"], pend[1], now, thr, target)
             queues.append(q)
         out["queues"] = queues
         tot = dict(body["total"])
         tot["longest_wait"] = max((q["longest_wait"] for q in queues), default=0.0)
+        for k in ("today", "interval"):
+            fig = tot[k] = dict(tot[k])
+            fig.pop("sl_base")
+            fig.pop("answered_in_sl")
         out["total"] = tot
         return out
 
@@ -263,15 +307,27 @@ class Wallboard:
                               "interval": _ratio(busy_iv[g], staffed_iv[g])},
             })
 
-        # contacts waiting, per queue
+        # contacts waiting, per queue; those not answered yet (waiting or
+        # ringing), by the interval they are filed under
         oldest: dict[int, float] = {}
         waiting: dict[int, int] = {}
+        undecided: dict[int, tuple[list[float], list[float]]] = {}
         for c in eng.contacts.values():
-            if c.state == WAITING and c.queue is not None:
+            st = c.state
+            if (st == WAITING or st == OFFERED) and c.queue is not None:
                 qi = c.queue.idx
-                waiting[qi] = waiting.get(qi, 0) + 1
-                if qi not in oldest or c.arrival < oldest[qi]:
-                    oldest[qi] = c.arrival
+                if st == WAITING:
+                    waiting[qi] = waiting.get(qi, 0) + 1
+                    if qi not in oldest or c.arrival < oldest[qi]:
+                        oldest[qi] = c.arrival
+                if iv0 <= c.iv <= iv_now:
+                    lists = undecided.setdefault(qi, ([], []))
+                    lists[0].append(c.arrival)
+                    if c.iv == iv_now:
+                        lists[1].append(c.arrival)
+        for lists in undecided.values():
+            lists[0].sort()
+            lists[1].sort()
 
         queues = []
         tot_day, tot_iv = Acc(), Acc()
@@ -301,8 +357,9 @@ class Wallboard:
                 "waiting": waiting.get(qi, 0),
                 "oldest": oldest.get(qi),
                 "longest_wait": 0.0,
-                "today": _figures(day_acc, False, r.sl_target),
-                "interval": _figures(iv_acc, False, r.sl_target),
+                "today": _figures(day_acc, False),
+                "interval": _figures(iv_acc, False),
+                "_undecided": undecided.get(qi, ((), ())),
                 "agents": agents,
                 "groups": [spec.agents[g].group for g in gidx],
             })
@@ -314,8 +371,8 @@ class Wallboard:
         total = {
             "waiting": sum(waiting.values()),
             "longest_wait": 0.0,
-            "today": _figures(tot_day, True, None),
-            "interval": _figures(tot_iv, True, None),
+            "today": _figures(tot_day, True),
+            "interval": _figures(tot_iv, True),
         }
         return {
             "kind": "acd.wallboard",
@@ -338,34 +395,28 @@ class Wallboard:
 
     # -- the stream ---------------------------------------------------------------------
 
-    def _version(self, tz: tzinfo) -> tuple:
-        d = self.daemon
-        state = d.state
-        eng = state.engine
-        start, _, iv = self.period(tz)
-        return (id(eng), state.seq, eng.now, len(eng.contacts), start, iv, d.draining, d.status)
-
     def _message(self, tz_name: str) -> bytes:
         snap = self.snapshot(tz_name)
         return b"event: snapshot\nid: %d\ndata: " % snap["seq"] + _enc.encode(snap) + b"\n\n"
 
     async def stream(self, tz_name: str | None = None) -> AsyncIterator[bytes]:
         """The event stream of one client (see the module docstring)."""
-        name, tz = self.zone(tz_name)
+        name, _ = self.zone(tz_name)
         d = self.daemon
         loop = asyncio.get_running_loop()
         q = d.subscribe()
         try:
             yield b"retry: %d\n\n" % RETRY_MS
-            version = self._version(tz)
+            version = self.version(name)
             yield self._message(name)
             last_sent = last_msg = loop.time()
             dirty = False
             while True:
                 now = loop.time()
-                wait = min(1.0, self.heartbeat - (now - last_msg))  # at least every second: day/interval/drain
-                if dirty:
-                    wait = min(wait, self.throttle - (now - last_sent))
+                if dirty:  # something changed: send when the throttle allows
+                    wait = self.throttle - (now - last_sent)
+                else:  # look again at least every second: time alone changes figures too
+                    wait = min(1.0, self.heartbeat - (now - last_msg))
                 if wait > 0:
                     try:
                         item = await asyncio.wait_for(q.get(), wait)
@@ -373,21 +424,23 @@ class Wallboard:
                         item = False
                     if item is None:
                         return  # the daemon is shutting down
+                    if item is not False:
+                        dirty = True
                 while not q.empty():  # a burst counts once
                     if q.get_nowait() is None:
                         return
-                if d.status not in ("running", "stopping") or d.state is None:
-                    return
-                v = self._version(tz)
-                if v != version:
                     dirty = True
+                if d.status not in ("running", "stopping"):
+                    return
+                if not dirty and self.version(name) != version:
+                    dirty = True  # a contact passed its SL threshold, a new interval or day, drain on/off
                 now = loop.time()
                 if dirty and now - last_sent >= self.throttle:
-                    version = v
+                    version = self.version(name)
                     dirty = False
                     last_sent = last_msg = now
                     yield self._message(name)
-                elif now - last_msg >= self.heartbeat:
+                elif not dirty and now - last_msg >= self.heartbeat:
                     last_msg = now
                     hb = {"now": round(self.now(), 3), "seq": d.state.seq, "boot": self.boot}
                     yield b"event: heartbeat\ndata: " + _enc.encode(hb) + b"\n\n"
@@ -447,7 +500,7 @@ _CSS = r"""
 html{font-size:clamp(11px,0.94vw,40px);background:var(--bg);color:var(--ink)}
 body{margin:0;font-family:"DejaVu Sans","Liberation Sans",Arial,Helvetica,sans-serif;line-height:1.15;
 font-variant-numeric:tabular-nums;min-height:100vh;display:flex;flex-direction:column}
-header{display:flex;align-items:center;gap:1.4rem;padding:.7rem 1.4rem;background:#0f141c;border-bottom:2px solid var(--line)}
+header{display:flex;align-items:center;gap:1.4rem;padding:.45rem 1.4rem;background:#0f141c;border-bottom:2px solid var(--line)}
 header h1{font-size:1.6rem;margin:0;font-weight:700;letter-spacing:.02em}
 header h1 small{color:var(--muted);font-weight:400;font-size:1.1rem;margin-left:.6rem}
 #conn{font-weight:700;font-size:1.05rem;padding:.3rem .8rem;border-radius:2rem;border:2px solid currentColor;white-space:nowrap}
@@ -456,57 +509,63 @@ header h1 small{color:var(--muted);font-weight:400;font-size:1.1rem;margin-left:
 @keyframes blink{to{opacity:.45}}
 .spacer{flex:1}
 #day{color:var(--muted);font-size:1.2rem;text-align:right}
-#clock{font-size:2.6rem;font-weight:700;letter-spacing:.03em}
+#clock{font-size:2.5rem;font-weight:700;letter-spacing:.03em}
 #banner{display:none;background:var(--badbg);color:#fff;font-size:1.3rem;font-weight:700;padding:.5rem 1.4rem}
 #banner.on{display:block}
-main{flex:1;padding:1rem 1.4rem 0;display:flex;flex-direction:column;gap:1rem}
-.strip{display:grid;grid-template-columns:repeat(6,1fr);gap:1rem}
-.stat{background:var(--card);border:1px solid var(--line);border-radius:.6rem;padding:.6rem 1rem}
-.stat .k,.lbl{color:var(--muted);font-size:1rem;text-transform:uppercase;letter-spacing:.08em;font-weight:600}
-.stat .v{font-size:3rem;font-weight:700;margin-top:.15rem;white-space:nowrap}
+main{flex:1;padding:.8rem 1.4rem 0;display:flex;flex-direction:column;gap:.8rem}
+.strip{display:grid;grid-template-columns:repeat(6,minmax(0,1fr));gap:.8rem}
+.stat{background:var(--card);border:1px solid var(--line);border-radius:.6rem;padding:.45rem 1rem .5rem}
+.stat .k,.lbl{color:var(--muted);font-size:.9rem;text-transform:uppercase;letter-spacing:.05em;font-weight:600;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.stat .v{font-size:2.7rem;font-weight:700;margin-top:.05rem;white-space:nowrap}
 .stat .v small{font-size:1.3rem;color:var(--muted);font-weight:400;margin-left:.4rem}
-#queues{display:grid;grid-template-columns:repeat(auto-fit,minmax(24rem,1fr));gap:1rem}
+#queues{display:grid;grid-template-columns:repeat(auto-fit,minmax(22rem,1fr));gap:.8rem}
 .q{background:var(--card);border:1px solid var(--line);border-radius:.8rem;padding:.9rem 1.1rem 1rem;
-display:flex;flex-direction:column;gap:.7rem;border-top:.45rem solid var(--ok)}
+display:flex;flex-direction:column;gap:.55rem;border-top:.45rem solid var(--ok);min-width:0}
 .q.missed{border-top-color:var(--bad)}.q.none{border-top-color:var(--offline)}
-.qh{display:flex;align-items:baseline;gap:.7rem}
-.qh h2{margin:0;font-size:2.1rem;font-weight:700}
-.qh .meta{color:var(--muted);font-size:1.05rem}
+.qh{display:flex;align-items:baseline;gap:.7rem;white-space:nowrap;overflow:hidden}
+.qh h2{margin:0;font-size:2rem;font-weight:700}
+.qh .meta{color:var(--muted);font-size:1rem;overflow:hidden;text-overflow:ellipsis}
 .qh .closed{color:var(--warn);font-weight:700;font-size:1.05rem}
-.big{display:grid;grid-template-columns:1fr 1.35fr;gap:.6rem}
-.big .v{font-size:5.6rem;font-weight:800;line-height:1;margin-top:.2rem}
-.big .v.hot{color:var(--warn)}.big .v.hot::before{content:"\25B2";font-size:.38em;vertical-align:.95em;margin-right:.15em}
+.big{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1.45fr);gap:.6rem}
+.big .v{font-size:5.3rem;font-weight:800;line-height:1;margin-top:.1rem;white-space:nowrap}
+.big .v.hot{color:var(--warn)}
+.over{display:none;color:var(--bg);background:var(--warn);border-radius:.3rem;padding:0 .35rem;margin-left:.4rem;letter-spacing:0}
+.over.on{display:inline}
 .big .v.zero{color:var(--muted)}
-.sls{display:grid;grid-template-columns:1fr 1fr;gap:.6rem}
-.sl{border-radius:.5rem;padding:.5rem .7rem;background:var(--card2);border:2px solid transparent}
-.sl .v{font-size:3.3rem;font-weight:800;line-height:1.05;white-space:nowrap}
-.sl .v .sym{font-size:.62em;margin-right:.25em;vertical-align:.12em}
+.sls{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:.6rem}
+.sl{border-radius:.5rem;padding:.35rem .7rem .4rem;background:var(--card2);border:2px solid transparent;min-width:0}
+.sl .v{font-size:2.6rem;font-weight:800;line-height:1.05;white-space:nowrap}
+.sl .v .sym{font-size:.6em;margin-right:.2em;vertical-align:.14em}
 .sl.met{border-color:#1e6b40}.sl.met .v{color:var(--ok)}
 .sl.missed{background:var(--badbg);border-color:var(--bad)}.sl.missed .v{color:#ff8a83}
 .sl.none .v{color:var(--muted)}
-.counts{display:flex;gap:1.4rem;font-size:1.35rem;color:var(--muted);flex-wrap:wrap}
-.counts b{color:var(--ink);font-size:1.9rem;margin-right:.3rem}
-.counts .ab b{color:var(--ink)}
+.counts{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:.6rem;white-space:nowrap}
+.counts .n{font-size:2.2rem;font-weight:700;line-height:1.1}
+.counts .n small{font-size:.55em;color:var(--muted);font-weight:400;margin-left:.4rem}
 .bar{display:flex;height:.8rem;border-radius:.4rem;overflow:hidden;background:#222b38}
 .bar i{display:block;height:100%}
-.states{display:flex;flex-wrap:wrap;gap:.25rem 1rem;font-size:1.1rem;color:var(--muted)}
-.states span b{color:var(--ink);font-size:1.5rem;margin-right:.2rem}
+.states{display:grid;grid-template-columns:repeat(3,minmax(0,1fr));gap:.15rem .8rem;font-size:1.05rem;color:var(--muted);white-space:nowrap}
+.states span b{color:var(--ink);font-size:1.45rem;margin-right:.3rem}
 .dot{display:inline-block;width:.8rem;height:.8rem;border-radius:.2rem;margin-right:.35rem;vertical-align:.05rem}
 .s-ready{background:var(--ready)}.s-busy{background:var(--busy)}.s-wrap_up{background:var(--wrap_up)}
 .s-offered{background:var(--offered)}.s-not_ready{background:var(--not_ready)}.s-offline{background:var(--offline)}
-section.groups{background:var(--card);border:1px solid var(--line);border-radius:.8rem;padding:.6rem 1.1rem .8rem}
-section.groups h3{margin:.1rem 0 .4rem;font-size:1.2rem;color:var(--muted);text-transform:uppercase;letter-spacing:.08em}
-table{width:100%;border-collapse:collapse;font-size:1.45rem}
+section.groups{background:var(--card);border:1px solid var(--line);border-radius:.8rem;padding:.4rem 1.1rem .5rem}
+section.groups h3{margin:.1rem 0 .2rem;font-size:1.05rem;color:var(--muted);text-transform:uppercase;letter-spacing:.08em}
+table{width:100%;border-collapse:collapse;font-size:1.4rem}
 th{color:var(--muted);font-weight:600;font-size:1rem;text-transform:uppercase;letter-spacing:.06em;text-align:right;padding:.2rem .6rem;white-space:nowrap}
 th:first-child,td:first-child{text-align:left}
-td{padding:.3rem .6rem;text-align:right;border-top:1px solid var(--line);white-space:nowrap}
+td{padding:.22rem .6rem;text-align:right;border-top:1px solid var(--line);white-space:nowrap}
 td.name{font-weight:700}td.name small{color:var(--muted);font-weight:400;margin-left:.5rem;font-size:.8em}
 td.z{color:#5d6b7c}
 td.occ{width:16%}
 .occ .ob{display:inline-block;width:6rem;height:.7rem;background:#222b38;border-radius:.35rem;margin-right:.6rem;vertical-align:.1rem;overflow:hidden}
 .occ .ob i{display:block;height:100%;background:var(--busy)}
-footer{color:var(--muted);font-size:1rem;padding:.6rem 1.4rem .8rem;display:flex;gap:1.5rem;flex-wrap:wrap}
+footer{color:var(--muted);font-size:.95rem;padding:.5rem 1.4rem .6rem;display:flex;gap:1.5rem;flex-wrap:wrap}
 .empty{color:var(--muted);font-size:1.6rem;padding:2rem}
+/* more than four queues: smaller cards, so a 1080p screen still holds them */
+main.dense .big .v{font-size:3.6rem}main.dense .sl .v{font-size:2rem}main.dense .qh h2{font-size:1.6rem}
+main.dense .states{display:none}main.dense .counts .n{font-size:1.6rem}main.dense .q{gap:.4rem;padding:.6rem .9rem}
+main.dense #queues{grid-template-columns:repeat(auto-fit,minmax(18rem,1fr))}
 """
 
 _JS = r"""
@@ -546,19 +605,21 @@ function setConn(cls, text) { const c = $("#conn"); c.className = cls; c.textCon
 function build(s) {
   const qs = s.queues.map(q => `
   <article class="q" data-queue="${esc(q.name)}">
-    <div class="qh"><h2>${esc(q.name)}</h2><span class="meta">${esc(q.channel)} \u00b7 target ${pctTarget(q)}</span>
+    <div class="qh"><h2>${esc(q.name)}</h2><span class="meta">${esc(q.channel)} \u00b7 SL ${pctTarget(q)}</span>
       <span class="closed" data-f="closed"></span></div>
     <div class="big">
       <div><div class="lbl">Waiting</div><div class="v" data-f="waiting"></div></div>
-      <div><div class="lbl">Longest wait</div><div class="v" data-f="longest"></div></div>
+      <div><div class="lbl">Longest wait<span class="over" data-f="over">\u25B2 &gt;${q.sl_threshold} s</span></div>
+        <div class="v" data-f="longest"></div></div>
     </div>
     <div class="sls">
       <div class="sl" data-sl="today"><div class="lbl">SL today</div><div class="v" data-f="sl-today"></div></div>
       <div class="sl" data-sl="interval"><div class="lbl">SL <span data-f="iv-label"></span></div>
         <div class="v" data-f="sl-interval"></div></div>
     </div>
-    <div class="counts"><span><b data-f="answered"></b>answered</span>
-      <span class="ab"><b data-f="abandoned"></b>abandoned <span data-f="abandon-rate"></span></span></div>
+    <div class="counts"><div><div class="lbl">Answered today</div><div class="n" data-f="answered"></div></div>
+      <div><div class="lbl">Abandoned today</div><div class="n"><span data-f="abandoned"></span><small
+        data-f="abandon-rate"></small></div></div></div>
     <div><div class="bar" data-f="bar"></div>
       <div class="states" style="margin-top:.4rem">${STATES.map(st =>
         `<span><i class="dot s-${st}"></i><b data-f="agents-${st}"></b>${LABEL[st]}</span>`).join("")}</div></div>
@@ -584,7 +645,7 @@ function slBox(box, v, met) {
 function render(s) {
   const k = s.queues.map(q => q.name + "/" + q.channel + "/" + q.sl_target + "/" + q.sl_threshold).join("|") + "#"
     + s.groups.map(g => g.name + "/" + g.site).join("|");
-  if (k !== shape) { build(s); shape = k; }
+  if (k !== shape) { build(s); shape = k; $("main").classList.toggle("dense", s.queues.length > 4); }
   const ivLabel = fmtClock(s.interval.start) + "\u2013" + fmtClock(s.interval.end);
   let missed = 0, withTraffic = 0;
   for (const q of s.queues) {
@@ -600,7 +661,7 @@ function render(s) {
     $('[data-f="answered"]', el).textContent = fmtInt(q.today.answered);
     $('[data-f="abandoned"]', el).textContent = fmtInt(q.today.abandoned);
     $('[data-f="abandon-rate"]', el).textContent = q.today.abandon_rate == null ? "" :
-      "(" + (q.today.abandon_rate * 100).toFixed(1) + "%)";
+      (q.today.abandon_rate * 100).toFixed(1) + "%";
     const total = STATES.reduce((a, st) => a + q.agents[st], 0) || 1;
     $('[data-f="bar"]', el).innerHTML = STATES.map(st => q.agents[st] ?
       `<i class="s-${st}" style="width:${(100 * q.agents[st] / total).toFixed(2)}%"></i>` : "").join("");
@@ -650,6 +711,7 @@ function tick() {
     longest = Math.max(longest, w);
     el.textContent = fmtWait(w);
     el.classList.toggle("hot", w > q.sl_threshold);
+    el.parentNode.querySelector('[data-f="over"]').classList.toggle("on", w > q.sl_threshold);
     el.classList.toggle("zero", q.oldest == null);
     el.title = w > q.sl_threshold ? "over the " + q.sl_threshold + " s threshold" : "";
   }
@@ -696,7 +758,9 @@ function reconnect() {
 
 setConn("wait", "CONNECTING\u2026");
 setInterval(tick, 250);
-fetch("/wallboard.json" + QS, {cache: "no-store"}).then(r => r.ok ? r.json() : null)
+fetch("/wallboard.json" + QS, {cache: "no-store"})
+  .then(r => r.ok ? r.json() : r.json().then(e => {  // e.g. an unknown ?tz=
+    $("#banner").className = "on"; $("#banner").textContent = e.detail || ("HTTP " + r.status); return null; }))
   .then(s => { if (s) apply(s); }).catch(() => {}).finally(connect);
 """
 
@@ -716,13 +780,13 @@ PAGE = f"""<!DOCTYPE html>
  <div class="stat"><div class="k">Queues on SL target</div><div class="v" id="t-sl">\u2014</div></div>
  <div class="stat"><div class="k">Answered today</div><div class="v" id="t-answered">\u2014</div></div>
  <div class="stat"><div class="k">Abandoned today</div><div class="v"><span id="t-abandoned">\u2014</span><small id="t-abandon-rate"></small></div></div>
- <div class="stat"><div class="k">Agents ready / logged in</div><div class="v"><span id="t-ready">\u2014</span><small>of</small> <span id="t-staffed">\u2014</span></div></div>
+ <div class="stat"><div class="k">Ready / logged in</div><div class="v"><span id="t-ready">\u2014</span><small>/</small> <span id="t-staffed">\u2014</span></div></div>
 </div>
 <div id="queues"></div>
 <section class="groups"><h3>Agent groups</h3><table id="groups"></table></section>
 </main>
-<footer><span id="f-today"></span><span id="f-interval"></span><span>SL = answered within threshold / offered;
-\u2713 target met, \u2717 below; \u25B2 waiting longer than the SL threshold</span><span id="f-updated"></span><span id="f-seq"></span></footer>
+<footer><span id="f-today"></span><span id="f-interval"></span><span>\u2713 SL target met \u00b7 \u2717 below target \u00b7
+\u25B2 waiting longer than the SL threshold</span><span class="spacer"></span><span id="f-updated"></span><span id="f-seq"></span></footer>
 <script>{_JS}</script>
 </body></html>
 """
