@@ -409,6 +409,41 @@ class Journal:
             self.fsyncs += 1
         self.synced = pos
 
+    def begin_sync(self) -> tuple[int, int] | None:
+        """The first half of an fsync run off the event loop (the daemon's
+        group commit: records keep being appended meanwhile): ``(fd, pos)``,
+        a duplicate of the open segment's descriptor -- pass it to
+        ``fsync_and_close`` in a worker thread; it stays valid if the segment
+        is rotated meanwhile -- and the record count the fsync will make
+        durable; or None when there is nothing to sync.  Then
+        ``end_sync(pos)``."""
+        pos = self.written
+        if self.synced >= pos:
+            return None
+        if self._fd is None:
+            self.synced = pos
+            return None
+        try:
+            return os.dup(self._fd), pos
+        except OSError as exc:
+            raise JournalError(f"{self.segment_path(self.segment)}: fsync failed: {exc.strerror or exc}") from None
+
+    def end_sync(self, pos: int) -> None:
+        """Record that the fsync begun by ``begin_sync`` at ``pos`` is done."""
+        self.fsyncs += 1
+        if pos > self.synced:
+            self.synced = pos
+
+    def fsync_and_close(self, fd: int) -> None:
+        """fsync ``fd`` (from ``begin_sync``) and close it; thread-safe.
+        Raises JournalError."""
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise JournalError(f"{self.segment_path(self.segment)}: fsync failed: {exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
+
     @property
     def dirty(self) -> bool:
         return self.synced < self.written

@@ -73,6 +73,53 @@ _FATAL_CONNACK = {
 }
 
 
+def _share_paho_property_tables() -> bool:
+    """Make paho's MQTT 5 ``Properties`` cheap to create (a measured
+    bottleneck: see bench/mqtt_load.py).
+
+    paho-mqtt (2.x) decodes every PUBLISH and every PUBACK into a new
+    ``Properties``, and each one builds its own copy of three constant
+    lookup tables (27 property names, their types and packet kinds): ~12 us,
+    plus ~6 us for the ``clear()`` that ``unpack()`` starts with (27 string
+    replaces and hasattr calls).  A loaded router handles 3-4 packets per
+    inbound event, so that was about a fifth of its CPU.  Here the tables
+    are built once and shared (paho only ever reads them) and ``clear()``
+    drops the instance's properties directly.  Behaviour is unchanged; if
+    paho's ``Properties`` does not look as expected (another version), it is
+    left alone."""
+    from paho.mqtt import properties as pp
+
+    cls = pp.Properties
+    if getattr(cls, "_acd_shared_tables", False):
+        return True
+    private = ("packetType", "types", "names", "properties")
+    try:
+        proto = cls(PacketTypes.PUBLISH)
+        shared = {k: getattr(proto, k) for k in private[1:]}
+    except Exception:  # pragma: no cover - a paho we do not know
+        return False
+    if set(vars(proto)) != set(private):  # pragma: no cover
+        return False
+
+    def __init__(self: Any, packetType: int) -> None:
+        d = self.__dict__
+        d.update(shared)
+        d["packetType"] = packetType
+
+    def clear(self: Any) -> None:
+        d = self.__dict__
+        for k in [k for k in d if k not in private]:
+            del d[k]
+
+    cls.__init__ = __init__
+    cls.clear = clear
+    cls._acd_shared_tables = True
+    return True
+
+
+_share_paho_property_tables()
+
+
 class BusError(Exception):
     """Any failure of the bus; ``__cause__`` holds the underlying error."""
 
