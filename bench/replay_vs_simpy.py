@@ -62,6 +62,13 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
+    # SimPy comes from site-packages, byte-compiled when pip installed it; an
+    # editable install of acd is compiled on import, and not even cached when
+    # PYTHONDONTWRITEBYTECODE is set (as on our CI machines): every run would
+    # pay ~70 ms of compiling.  Byte-compile acd as `pip install .` would.
+    import acd
+
+    subprocess.run([PY, "-m", "compileall", "-q", str(Path(acd.__file__).parent)], check=True)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus; {args.contacts:,} contacts, "
           f"{args.runs} runs each, whole process\n")
     print(f"{'variant':<16} {'answer mode':<14} {'acd c/s':>9} {'simpy c/s':>9} {'ratio':>6}   KPIs (acd == simpy)")

@@ -26,7 +26,7 @@ import msgspec
 
 from .core.engine import Engine
 from .core.events import (
-    AgentLogin, AgentLogout, AgentNotReady, AgentReady, ContactAbandoned, ContactArrived,
+    AgentLogin, AgentLogout, AgentNotReady, AgentReady, AgentStateChanged as _StateChanged, ContactAbandoned, ContactArrived,
     ContactConnected, ContactEnded, ContactOffered, ContactOverflowed, CustomerAbandoned,
     OfferAccepted,
 )
@@ -36,10 +36,6 @@ from .scenario import AgentLine, PatienceCurve
 _INF = float("inf")
 # shell event kinds
 _END, _ABANDON, _ACCEPT = 0, 1, 2
-# outbound events the simulated people react to
-_OFFERED, _CONNECTED, _GONE, _OVERFLOWED = 0, 1, 2, 3
-_REACT = {ContactOffered: _OFFERED, ContactConnected: _CONNECTED, ContactAbandoned: _GONE,
-          ContactOverflowed: _OVERFLOWED}
 
 
 class Replay:
@@ -120,8 +116,11 @@ class Replay:
                     if ts > t:
                         break
                     entry = heappop(heap)
-                    if entry[2] == _END and not log:  # the common case, inlined
+                    kind = entry[2]
+                    if kind == _END and not log:  # the common case, inlined
                         out = handle(ContactEnded(contact=entry[3]), ts)
+                    elif kind == _ABANDON and entry[3] not in pending:
+                        continue  # connected (or gone) before its patience ran out
                     else:
                         out = self._fire(entry)
                 if out:
@@ -196,12 +195,14 @@ class Replay:
         """React to the core's decisions as the simulated people would."""
         if self.events is not None:
             self._log_out(out)
-        react = _REACT
         for e in out:
-            kind = react.get(type(e))
-            if kind is None:  # state changes and the like: nobody needs to act
+            cls = e.__class__
+            if cls is _StateChanged:  # the most common output: nobody needs to act
                 continue
-            if kind == _OFFERED:
+            if cls is ContactConnected:
+                self._seq += 1
+                heappush(self._heap, (e.time + self._pending.pop(e.contact).handle_time, self._seq, _END, e.contact))
+            elif cls is ContactOffered:
                 if e.auto_answer:  # already connected: the next event says so
                     continue
                 if self.answer_delay > 0:
@@ -212,10 +213,8 @@ class Replay:
                 if self.events is not None:
                     self._log_in(ev, e.time)
                 self._process(self.engine.handle(ev, e.time))
-            elif kind == _CONNECTED:
-                self._seq += 1
-                heappush(self._heap, (e.time + self._pending.pop(e.contact).handle_time, self._seq, _END, e.contact))
-            elif kind == _GONE or e.to_queue is None:  # abandoned, or overflowed out of acd
+            elif cls is ContactAbandoned or (cls is ContactOverflowed and e.to_queue is None):
+                # abandoned, or overflowed out of acd: the customer is gone
                 self._pending.pop(e.contact, None)
 
     # -- the event log (--events) -------------------------------------------

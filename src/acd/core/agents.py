@@ -60,7 +60,7 @@ class Agent:
         "used", "n_offered", "n_talking", "n_wrapping",
         "ver", "pushed", "since", "pools", "chans",
         "missed", "last_offer", "iv", "iv_count", "busy", "staffed", "busy_since", "staffed_since",
-        "contacts", "pool_list", "keyver", "site", "auto_answer",
+        "contacts", "pool_list", "keyver", "site", "auto_answer", "only_ch",
         "expected", "expected_since", "adherent", "adherent_since",
     )
 
@@ -103,6 +103,7 @@ class Agent:
         self.since = [0.0, 0.0, 0.0]
         self.pools: tuple[list, list, list] = ([], [], [])
         self.chans: tuple[int, ...] = ()
+        self.only_ch = -1  # the channel, when the agent serves exactly one (a fast path)
         self.missed = 0
         self.last_offer = 0
         self.iv = -1
@@ -138,6 +139,8 @@ class Agent:
         self.pool_list.append(pool)
         if ch not in self.chans:
             self.chans = tuple(sorted(self.chans + (ch,)))
+            # With one channel nothing else is ever held, so nothing blocks it.
+            self.only_ch = self.chans[0] if len(self.chans) == 1 else -1
 
     def __repr__(self) -> str:
         return f"<Agent {self.id} {self.state} used={self.used}>"

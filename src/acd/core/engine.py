@@ -800,6 +800,44 @@ class Engine:
                 if pool.n_waiting:
                     self._feed(a)
                     break
+        ch = a.only_ch
+        if ch >= 0:  # the common case (one channel): the loop below, unrolled
+            pushed = a.pushed[ch]
+            if ready and a.used[ch] < a.cap[ch]:
+                if pushed is None:
+                    a.since[ch] = now
+                if pushed != a.keyver:
+                    a.ver[ch] += 1
+                    a.pushed[ch] = a.keyver
+                    iv = int(now // self.interval)
+                    for pool in a.pools[ch]:
+                        pool.idle.add(a, iv)
+            elif pushed is not None:
+                a.ver[ch] += 1
+                a.pushed[ch] = None
+        else:
+            self._reindex(a, ready, now)
+        # _publish, inlined for the hot path
+        if a.n_offered:
+            state = "offered"
+        elif a.n_talking:
+            state = "busy"
+        elif a.n_wrapping:
+            state = "wrap_up"
+        else:
+            state = PRESENCE_NAMES[a.presence]
+        if state != a.state:
+            self._out.append(AgentStateChanged(time=now, agent=a.id, state=state, previous=a.state,
+                                               reason=a.reason if state == "not_ready" else None))
+            a.state = state
+        busy = a.n_talking + a.n_wrapping > 0
+        staffed = busy or ready
+        if busy != a.busy or staffed != a.staffed:
+            self._account(a, busy, staffed)
+
+    def _reindex(self, a: Agent, ready: bool, now: float) -> None:
+        """Index ``a`` in its pools' idle indexes on every channel where it
+        is free now, and out of those where it is not (any channel mix)."""
         used = a.used
         iv = -1
         for ch in a.chans:
@@ -823,7 +861,6 @@ class Engine:
             elif pushed is not None:
                 a.ver[ch] += 1
                 a.pushed[ch] = None
-        self._publish(a)
 
     def _publish(self, a: Agent) -> None:
         """Emit the agent's visible state if it changed; account busy and

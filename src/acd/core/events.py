@@ -24,7 +24,7 @@ Channel = Literal["voice", "chat", "email"]
 CHANNELS: tuple[str, ...] = ("voice", "chat", "email")
 
 
-class _In(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True):
+class _In(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True, gc=False):
     """Base of inbound events: frozen, keyword-only, unknown fields rejected."""
 
     id: str | None = None
@@ -125,7 +125,7 @@ INBOUND_TYPES: tuple[type, ...] = Inbound.__args__  # type: ignore[attr-defined]
 # --- outbound ----------------------------------------------------------------
 
 
-class _Out(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", array_like=False):
+class _Out(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", array_like=False, gc=False):
     """Base of outbound events; ``time`` is when the core decided it."""
 
     time: float
