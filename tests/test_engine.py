@@ -1235,6 +1235,22 @@ def test_queue_length_and_wait_histogram_in_the_report():
     assert abandoned[hist["edges"].index(30)] == 1           # c3 gave up after 30: bin [30, 45)
 
 
+def test_a_backlog_shows_in_every_interval_it_spans_not_only_where_it_grew():
+    # three contacts wait from 100 s to 2,700 s with nobody ready: the
+    # intervals without arrivals must still show the queue at 3
+    r = Run(support_queue(), agents(1, initial="not_ready"), interval=900)
+    for i in range(3):
+        r.arrive(f"c{i}", "support", 100.0 + i)
+    r.engine.advance(2700.0)
+    rows = r.engine.report()["intervals"]
+    assert [row["start"] for row in rows] == [0.0, 900.0, 1800.0]
+    per_queue = [(row["queues"]["support"]["avg_queue_len"], row["queues"]["support"]["max_queue_len"])
+                 for row in rows]
+    assert per_queue == [(round((800 + 799 + 798) / 900, 4), 3), (3.0, 3), (3.0, 3)]
+    # the queue rows and the total rows agree
+    assert [row["total"]["avg_queue_len"] for row in rows] == [q[0] for q in per_queue]
+
+
 def test_auto_answer_connects_an_offer_at_once_without_ringing():
     from acd.core.spec import spec_from_obj
 

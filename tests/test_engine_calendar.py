@@ -104,6 +104,44 @@ def test_closed_queue_can_overflow_to_another_queue():
     assert any(isinstance(e, ContactOffered) and e.agent == "s-1" for e in out)
 
 
+def test_closed_hours_moves_count_once_in_the_totals():
+    # q is closed at 17:00 and sends its contacts to backup, served by s-1
+    spec = centre(hours={"site": "north"}, closed={"overflow": "backup"})
+    eng = Engine(spec, rng=Random(1), start=MON + 17 * H)
+    t = MON + 17 * H
+    feed(eng, t, ContactArrived(contact="x", queue="backup"))    # s-1 takes x at once
+    feed(eng, t, OfferAccepted(contact="x"))
+    feed(eng, t + 10, ContactArrived(contact="c", queue="q"))    # closed -> backup: waits for s-1
+    feed(eng, t + 40, ContactEnded(contact="x"))                 # c offered after 30 s
+    feed(eng, t + 40, OfferAccepted(contact="c"))
+    feed(eng, t + 100, ContactEnded(contact="c"))
+    rep = eng.report()
+    q, total = rep["queues"]["q"], rep["total"]
+    assert (q["offered"], q["closed"], q["overflowed"], q["waiting_at_end"]) == (1, 1, 0, 0)
+    assert (total["offered"], total["answered"], total["closed"], total["overflowed"]) == (2, 2, 0, 0)
+    assert total["waiting_at_end"] == 0
+    assert total["p_wait"] == 0.5  # x waited 0 s, c 30 s
+    # a contact that waits in q and is moved on at closing time counts once too
+    eng = Engine(spec, rng=Random(1), start=MON + 15.9 * H)
+    t = MON + 15.9 * H
+    agent_of = {}
+    for cid in ("a", "b", "c", "w"):                             # three agents: w waits
+        for e in feed(eng, t, ContactArrived(contact=cid, queue="q")):
+            if isinstance(e, ContactOffered):
+                agent_of[e.agent] = e.contact
+                feed(eng, t, OfferAccepted(contact=e.contact))
+    out = feed(eng, MON + 16 * H)                                # w moves to backup and waits
+    assert any(isinstance(e, ContactOverflowed) and e.contact == "w" and e.to_queue == "backup" for e in out)
+    out = feed(eng, MON + 16 * H + 20, ContactEnded(contact=agent_of["s-1"]))
+    assert any(isinstance(e, ContactOffered) and e.contact == "w" for e in out)
+    feed(eng, MON + 16 * H + 20, OfferAccepted(contact="w"))
+    rep = eng.report()
+    total = rep["total"]
+    assert rep["queues"]["q"]["p_wait"] == 0.25 and rep["queues"]["backup"]["p_wait"] == 1.0
+    assert (total["offered"], total["answered"], total["closed"]) == (4, 4, 0)
+    assert total["p_wait"] == 0.25  # w, once
+
+
 def test_follow_the_sun_prefers_the_daytime_site_then_escalates():
     spec = centre(sites="daytime", site_escalation=60)
     eng = Engine(spec, rng=Random(1), start=MON + 15.5 * H)  # north daytime; south on shift too
@@ -178,7 +216,9 @@ def test_follow_the_sun_week_closes_billing_outside_hours_and_never_leaves_a_con
     spec, scen, r, rep = week
     billing = rep["queues"]["billing"]
     assert billing["closed"] > 500
-    assert billing["offered"] == billing["answered"] + billing["abandoned"] + billing["overflowed"]
+    # closing is not overflowing: billing has no max-wait rule
+    assert billing["overflowed"] == 0
+    assert billing["offered"] == billing["answered"] + billing["abandoned"] + billing["closed"]
     # no open queue was ever without someone on shift who could serve it
     cal = r.engine.calendar
     eligible = {r_.name: sorted({spec.agents[a.group].group for a in r.engine._pool(r_, len(r_.rings) - 1, None).agents})

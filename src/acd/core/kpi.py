@@ -7,13 +7,16 @@ Definitions (vendors differ; these are ours, stated once):
   total counts each contact once).
 * **answered**: connected to an agent.  **abandoned**: the customer left
   before being connected.  **overflowed**: left the queue by its max-wait rule
-  (to another queue, or out of the system).
+  (to another queue, or out of the system).  **closed**: handled by the
+  queue's closed-hours rule (closed with a reason, or sent to another queue);
+  not counted as overflowed.
 * **wait**: seconds from the contact's arrival in acd (not in this queue) to
   the moment it was connected, abandoned or overflowed.
 * **ASA**: mean wait of answered contacts.
-* **service level**: answered within the queue's threshold / offered.
-* **P(wait)**: share of offered contacts whose wait was above 0 s.
-* **abandon rate**: abandoned / offered.
+* **service level**: answered within the queue's threshold / (offered - closed).
+* **P(wait)**: share of offered contacts whose wait was above 0 s (in a
+  total, a contact that waited and moved to another queue counts once).
+* **abandon rate**: abandoned / (offered - closed).
 * **AHT**: mean handle time of completed contacts, talk + wrap-up.
 * **occupancy**: busy time (talk or wrap-up on at least one contact) / staffed
   time (ready, or busy), over the agents of the group (for a queue: of the
@@ -41,6 +44,7 @@ class Acc:
         "offered", "overflow_in", "answered", "answered_in_sl", "abandoned", "overflowed",
         "overflowed_out", "waited", "wait_answered", "wait_abandoned", "max_wait",
         "completed", "talk", "wrap", "hist_answered", "hist_abandoned", "closed", "closed_out", "by_site",
+        "waited_moved",
     )
 
     def __init__(self) -> None:
@@ -84,17 +88,21 @@ class Acc:
         d[site] = d.get(site, 0) + 1
 
     def overflow(self, wait: float, out: bool, closed: bool = False) -> None:
-        """Left the queue by its max-wait rule, or its closed-hours rule
-        (``closed``), to another queue or (``out``) out of acd."""
-        self.overflowed += 1
+        """Left the queue by its max-wait rule (``overflowed``), or by its
+        closed-hours rule (``closed``), to another queue or (``out``) out of
+        acd."""
         if closed:
             self.closed += 1
             if out:
                 self.closed_out += 1
-        if out:
-            self.overflowed_out += 1
+        else:
+            self.overflowed += 1
+            if out:
+                self.overflowed_out += 1
         if wait > 0:
             self.waited += 1
+            if not out:  # the next queue counts it again: a total takes one off
+                self.waited_moved += 1
             if wait > self.max_wait:
                 self.max_wait = wait
 
@@ -163,6 +171,8 @@ class Kpi:
             if b is None:
                 b = buckets[iv] = [0.0, 0]
             b[0] += n * (now - t0)
+            if n > b[1]:  # a level carried in from an earlier interval
+                b[1] = n
             n = 0  # nothing left to split below
         while n and t0 < now:
             t1 = min(now, (iv + 1) * iv_len)
@@ -170,6 +180,8 @@ class Kpi:
             if b is None:
                 b = buckets[iv] = [0.0, 0]
             b[0] += n * (t1 - t0)
+            if n > b[1]:  # every interval the backlog spans saw it
+                b[1] = n
             t0 = t1
             iv += 1
         n = st[0] + delta
@@ -321,7 +333,7 @@ class Kpi:
         in_sl = tot.answered_in_sl
         # a contact counted in several queues (overflow) counts once in a total
         offered = tot.offered - tot.overflow_in if len(accs) > 1 else tot.offered
-        waited = tot.waited - (tot.overflowed - tot.overflowed_out) if len(accs) > 1 else tot.waited
+        waited = tot.waited - tot.waited_moved if len(accs) > 1 else tot.waited
         overflowed = tot.overflowed_out if len(accs) > 1 else tot.overflowed
         # contacts the queue's closed-hours rule handled never had a chance to
         # be answered: service level and abandon rate count the others
@@ -337,7 +349,7 @@ class Kpi:
             "abandoned": tot.abandoned,
             "overflowed": overflowed,
             "closed": closed,
-            "waiting_at_end": offered - tot.answered - tot.abandoned - overflowed,
+            "waiting_at_end": offered - tot.answered - tot.abandoned - overflowed - closed,
             "abandon_rate": _ratio(tot.abandoned, offered_open),
             "asa": _ratio(tot.wait_answered, tot.answered),
             "p_wait": _ratio(waited, offered),
