@@ -26,10 +26,11 @@ import msgspec
 
 from .core.engine import Engine
 from .core.events import (
-    AgentLogin, AgentLogout, AgentNotReady, AgentReady, AgentStateChanged as _StateChanged, ContactAbandoned, ContactArrived,
+    AgentLogin, AgentLogout, AgentNotReady, AgentReady, ContactAbandoned, ContactArrived,
     ContactConnected, ContactEnded, ContactOffered, ContactOverflowed, CustomerAbandoned,
     OfferAccepted,
 )
+from .core.events import AgentStateChanged as _StateChanged
 from .core.spec import Spec
 from .scenario import AgentLine, PatienceCurve
 

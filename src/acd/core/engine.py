@@ -622,7 +622,7 @@ class Engine:
         self._connect(c)
         # Slots used are unchanged, so availability is too: only the visible
         # state moves (to busy, unless other offers still ring) and the busy
-        # period starts.  (_publish, inlined for the hot path.)
+        # period starts.  (The state part of _refresh, inlined for the hot path.)
         a = c.agent
         state = "offered" if a.n_offered else "busy"
         if state != a.state:
@@ -669,7 +669,7 @@ class Engine:
             c.state = WRAP_UP
             a.n_wrapping += 1
             self._schedule(now + wrap, _WRAP, c, None)
-            self._publish(a)  # the slot stays taken until wrap-up ends
+            self._refresh(a)  # the slot stays taken until wrap-up ends: only its state moves
         else:
             a.n_wrapping += 1  # _finish takes it off again
             self._finish(c)
@@ -801,23 +801,12 @@ class Engine:
                     self._feed(a)
                     break
         ch = a.only_ch
-        if ch >= 0:  # the common case (one channel): the loop below, unrolled
-            pushed = a.pushed[ch]
-            if ready and a.used[ch] < a.cap[ch]:
-                if pushed is None:
-                    a.since[ch] = now
-                if pushed != a.keyver:
-                    a.ver[ch] += 1
-                    a.pushed[ch] = a.keyver
-                    iv = int(now // self.interval)
-                    for pool in a.pools[ch]:
-                        pool.idle.add(a, iv)
-            elif pushed is not None:
-                a.ver[ch] += 1
-                a.pushed[ch] = None
+        if ch >= 0:  # the common case: one channel, which nothing else can block
+            self._index(a, ch, ready and a.used[ch] < a.cap[ch], now)
         else:
-            self._reindex(a, ready, now)
-        # _publish, inlined for the hot path
+            for ch in a.chans:
+                self._index(a, ch, ready and a.available(ch), now)
+        # publish the visible state if it changed; account busy and staffed time
         if a.n_offered:
             state = "offered"
         elif a.n_talking:
@@ -835,53 +824,22 @@ class Engine:
         if busy != a.busy or staffed != a.staffed:
             self._account(a, busy, staffed)
 
-    def _reindex(self, a: Agent, ready: bool, now: float) -> None:
-        """Index ``a`` in its pools' idle indexes on every channel where it
-        is free now, and out of those where it is not (any channel mix)."""
-        used = a.used
-        iv = -1
-        for ch in a.chans:
-            free = ready and used[ch] < a.cap[ch]
-            if free:
-                for b in a.blocked_by[ch]:
-                    if used[b]:
-                        free = False
-                        break
-            pushed = a.pushed[ch]
-            if free:
-                if pushed is None:
-                    a.since[ch] = now
-                if pushed != a.keyver:  # newly free, or its keys changed: (re)index
-                    a.ver[ch] += 1
-                    a.pushed[ch] = a.keyver
-                    if iv < 0:
-                        iv = int(now // self.interval)
-                    for pool in a.pools[ch]:
-                        pool.idle.add(a, iv)
-            elif pushed is not None:
+    def _index(self, a: Agent, ch: int, free: bool, now: float) -> None:
+        """Keep ``a`` in its channel-``ch`` pools' idle indexes exactly while
+        it is ``free`` there, keyed on its current load and idle time."""
+        pushed = a.pushed[ch]
+        if free:
+            if pushed is None:
+                a.since[ch] = now
+            if pushed != a.keyver:  # newly free, or its keys changed: (re)index
                 a.ver[ch] += 1
-                a.pushed[ch] = None
-
-    def _publish(self, a: Agent) -> None:
-        """Emit the agent's visible state if it changed; account busy and
-        staffed time."""
-        now = self.now
-        if a.n_offered:
-            state = "offered"
-        elif a.n_talking:
-            state = "busy"
-        elif a.n_wrapping:
-            state = "wrap_up"
-        else:
-            state = PRESENCE_NAMES[a.presence]
-        if state != a.state:
-            self._out.append(AgentStateChanged(time=now, agent=a.id, state=state, previous=a.state,
-                                               reason=a.reason if state == "not_ready" else None))
-            a.state = state
-        busy = a.n_talking + a.n_wrapping > 0
-        staffed = busy or a.presence == READY
-        if busy != a.busy or staffed != a.staffed:
-            self._account(a, busy, staffed)
+                a.pushed[ch] = a.keyver
+                iv = int(now // self.interval)
+                for pool in a.pools[ch]:
+                    pool.idle.add(a, iv)
+        elif pushed is not None:
+            a.ver[ch] += 1
+            a.pushed[ch] = None
 
     def _account(self, a: Agent, busy: bool, staffed: bool) -> None:
         """Close or open the agent's busy and staffed periods (occupancy)."""
