@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import struct
 import subprocess
-import zlib
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
@@ -25,6 +23,8 @@ from acd.replay import Replay
 from acd.report import Timeline, render_report, sites_from_spec, sl_marker, write_report
 from acd.scenario import HandleTime, QueueTraffic, Scenario, TrafficSpec, generate
 from acd.svg import STYLES, Series, bar_chart, nice_ticks, time_chart, time_ticks
+
+from helpers import png_pixels
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "default.yaml"
@@ -448,34 +448,12 @@ def console_errors(stderr: str) -> list[str]:
 
 
 def png_size_and_colours(data: bytes) -> tuple[int, int, int]:
-    """(width, height, distinct colours) of an 8-bit RGB/RGBA PNG, colours
-    counted on the rows a decoder can read on their own (filter None or
-    Sub): a blank page has one, a report hundreds."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat = 8, []
-    while pos < len(data):
-        (n,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
-        if kind == b"IHDR":
-            w, h, depth, ctype = struct.unpack(">IIBB", body[:10])
-        elif kind == b"IDAT":
-            idat.append(body)
-        pos += 12 + n
-    assert depth == 8 and ctype in (2, 6)
-    bpp = 3 if ctype == 2 else 4
-    raw = zlib.decompress(b"".join(idat))
-    stride = w * bpp
+    """(width, height, distinct colours) of an 8-bit RGB/RGBA PNG: a blank
+    page has one, a report hundreds (counting stops past 5,000)."""
+    w, h, rows = png_pixels(data)
     colours: set[bytes] = set()
-    for y in range(h):
-        off = y * (stride + 1)
-        f = raw[off]
-        line = bytearray(raw[off + 1:off + 1 + stride])
-        if f == 1:
-            for i in range(bpp, stride):
-                line[i] = (line[i] + line[i - bpp]) & 0xFF
-        elif f != 0:
-            continue
-        colours.update(bytes(line[i:i + 3]) for i in range(0, stride, bpp))
+    for row in rows:
+        colours.update(row[i:i + 3] for i in range(0, len(row), 3))
         if len(colours) > 5000:
             break
     return w, h, len(colours)

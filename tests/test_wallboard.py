@@ -29,9 +29,7 @@ import math
 import os
 import re
 import shutil
-import struct
 import subprocess
-import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
@@ -50,6 +48,8 @@ from acd.core.spec import spec_from_obj
 from acd.daemon import Daemon, ManualClock, Options
 from acd.scenario import AgentLine, ContactLine, Scenario
 from acd.wallboard import AGENT_STATES, PAGE, Wallboard, resolve_tz
+
+from helpers import png_pixels
 from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -860,47 +860,6 @@ async def test_page_follows_a_live_replay_over_mqtt(tmp_path, mosquitto, chromiu
 
 
 # --- the screenshot ----------------------------------------------------------------------------------------------
-
-
-def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
-    """(width, height, RGB rows) of an 8-bit RGB(A) PNG (all five filters undone)."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat = 8, []
-    while pos < len(data):
-        (n,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
-        if kind == b"IHDR":
-            w, h, depth, ctype = struct.unpack(">IIBB", body[:10])
-        elif kind == b"IDAT":
-            idat.append(body)
-        pos += 12 + n
-    assert depth == 8 and ctype in (2, 6)
-    bpp = 3 if ctype == 2 else 4
-    raw = zlib.decompress(b"".join(idat))
-    stride = w * bpp
-    rows: list[bytes] = []
-    prev = bytearray(stride)
-    for y in range(h):
-        off = y * (stride + 1)
-        f, line = raw[off], bytearray(raw[off + 1:off + 1 + stride])
-        if f == 1:
-            for i in range(bpp, stride):
-                line[i] = (line[i] + line[i - bpp]) & 255
-        elif f == 2:
-            line = bytearray((a + b) & 255 for a, b in zip(line, prev))
-        elif f == 3:
-            for i in range(stride):
-                left = line[i - bpp] if i >= bpp else 0
-                line[i] = (line[i] + ((left + prev[i]) >> 1)) & 255
-        elif f == 4:
-            for i in range(stride):
-                a = line[i - bpp] if i >= bpp else 0
-                b, c = prev[i], prev[i - bpp] if i >= bpp else 0
-                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        prev = line
-        rows.append(bytes(line) if bpp == 3 else bytes(v for i in range(0, stride, 4) for v in line[i:i + 3]))
-    return w, h, rows
 
 
 def morning(until: float) -> list:
