@@ -165,16 +165,20 @@ class Telephony:
             if topic.endswith("/out/metrics"):
                 continue
             body = json.loads(payload)
-            seq = body.get("seq")
-            if seq is None:
-                continue
-            if seq in self.by_seq:  # published again after a restart: must be the very same message
-                if self.by_seq[seq] != (topic, payload):
-                    self.problems.append(f"seq {seq} published as {self.by_seq[seq]} and as {(topic, payload)}")
-                self.resent += 1
-                continue
-            self.by_seq[seq] = (topic, payload)
-            self._on_event(body)
+            for b in body if topic.endswith("/out/event") else [body]:  # out/event: an array per message
+                self._on_message(topic, b)
+
+    def _on_message(self, topic: str, body: dict) -> None:
+        seq = body.get("seq")
+        if seq is None:
+            return
+        if seq in self.by_seq:  # published again after a restart: must be the very same event
+            if self.by_seq[seq] != (topic, body):
+                self.problems.append(f"seq {seq} published as {self.by_seq[seq]} and as {(topic, body)}")
+            self.resent += 1
+            return
+        self.by_seq[seq] = (topic, body)
+        self._on_event(body)
 
     def _on_event(self, body: dict) -> None:
         kind, c = body.get("type"), body.get("contact")

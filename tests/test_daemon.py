@@ -37,7 +37,7 @@ from acd.core.events import (
     INBOUND_TYPES, ContactArrived, ContactEnded, CustomerAbandoned, OfferAccepted, OfferRejected,
 )
 from acd.core.spec import spec_from_obj
-from acd.daemon import Daemon, ManualClock, Options, parse_hostport
+from acd.daemon import Daemon, ManualClock, Options, merge_streams, parse_hostport
 from acd.journal import EventRecord, Journal, JournalError, ReloadRecord
 
 QUEUES = [{"name": "support", "ring_timeout": 10, "wrap_up": 5, "service_level": {"threshold": 20}}]
@@ -100,6 +100,7 @@ class H:
         self.daemon = Daemon(spec, self.bus, self.journal, options, clock=self.clock)
         self.sub = self.bus.subscribe("acd/#")
         self.msgs: list[tuple[str, Any]] = []
+        self.raw: list[Message] = []  # every message as published
         self.sent = 0
 
     async def __aenter__(self) -> "H":
@@ -137,11 +138,17 @@ class H:
         await asyncio.sleep(0)
         while not self.sub.empty():
             m = self.sub.get_nowait()
+            self.raw.append(m)
             try:
                 body = json.loads(m.payload)
             except ValueError:
                 body = m.payload.decode()
-            self.msgs.append((m.topic.split("/", 2)[2], body))
+            topic = m.topic.split("/", 2)[2]
+            if topic in ("out/event", "out/metrics"):  # an array per message
+                assert isinstance(body, list) and body, body
+                self.msgs.extend((topic, b) for b in body)
+            else:
+                self.msgs.append((topic, body))
 
     def out(self, kind: str) -> list[Any]:
         return [b for t, b in self.msgs if t == f"out/{kind}"]
@@ -188,6 +195,35 @@ async def test_routes_end_to_end(tmp_path):
         assert h.seqs() == list(range(1, len(h.seqs()) + 1))  # every outbound event numbered, in order
         assert h.engine.snapshot()["agents"]["a-1"]["state"] == "ready"
         assert h.bus.acked == [1, 2, 3]
+
+
+def test_merge_streams_one_array_per_stream_decisions_untouched():
+    ev, met, dec, st = "t/out/event", "t/out/metrics", "t/out/decision", "t/status"
+    pubs = [(ev, b'{"seq":1}', False), (dec, b'{"seq":2}', False), (ev, b'{"seq":3}', False),
+            (met, b'{"seq":3,"kind":"contact"}', False), (st, b"online", True), (dec, b'{"seq":4}', False),
+            (ev, b'{"seq":5}', False)]
+    assert merge_streams(pubs, (ev, met)) == [
+        (ev, b'[{"seq":1},{"seq":3},{"seq":5}]', False), (dec, b'{"seq":2}', False),
+        (met, b'[{"seq":3,"kind":"contact"}]', False), (st, b"online", True), (dec, b'{"seq":4}', False)]
+    assert merge_streams([(dec, b"{}", False)], (ev, met)) == [(dec, b"{}", False)]
+    assert merge_streams([], (ev, met)) == []
+
+
+async def test_one_publish_round_makes_one_event_message(tmp_path):
+    """What one inbound event causes leaves as one array on out/event, in
+    seq order; the decision stays alone on out/decision."""
+    async with H(tmp_path) as h:
+        arrive(h, "c1")
+        arrive(h, "c2")
+        await h.settle()
+        assert [json.loads(m.payload)["contact"] for m in h.raw if m.topic.endswith("/out/decision")] == ["c1", "c2"]
+        h.raw.clear()
+        h.send("offer.accepted", {"id": "acc-1", "contact": "c1", "agent": "a-1"})
+        await h.settle()
+        (msg,) = h.raw
+        assert msg.topic.endswith("/out/event")
+        body = json.loads(msg.payload)
+        assert [(e["type"], e["seq"]) for e in body] == [("contact.connected", 5), ("agent.state", 6)]
 
 
 async def test_waiting_contact_offered_when_an_agent_gets_ready(tmp_path):
@@ -518,7 +554,7 @@ async def test_timer_decisions_are_not_lost_nor_repeated_across_a_crash(tmp_path
     async with H(tmp_path, clock=ManualClock(h.clock.t + 1)) as h2:
         assert h2.seqs() == []  # re-derived by the first advance, but known to be published
         assert h2.engine.contacts["c1"].agent.id == "a-2"
-        assert h2.daemon.state.seq == published[-1]
+        assert h2.daemon.state.seq == max(published)
 
     bus = FlakyBus()
     async with H(tmp_path / "b", bus=bus) as h:
@@ -530,7 +566,7 @@ async def test_timer_decisions_are_not_lost_nor_repeated_across_a_crash(tmp_path
     async with H(tmp_path / "b", clock=ManualClock(h.clock.t + 1)) as h2:
         offers = [(d["seq"], d["agent"], d["offer"]) for d in h2.out("decision")]
         assert offers == [(1, "a-1", 1), (5, "a-2", 2)]  # 3 requeued, 4 a-1 ready again, 5 the new offer
-        assert h2.seqs() == list(range(1, 7))
+        assert sorted(h2.seqs()) == list(range(1, 7))  # each once (decisions leave apart from the event arrays)
 
 
 async def test_a_torn_journal_tail_is_cut_and_the_rest_replayed(tmp_path):
@@ -908,14 +944,20 @@ class Telephony:
         if topic.endswith("/status"):
             self.online += payload == "online"
             return
+        if topic.endswith("out/metrics"):
+            return
         body = json.loads(payload)
+        for b in body if topic.endswith("out/event") else [body]:  # out/event: an array per message
+            self.on_event(topic, b)
+
+    def on_event(self, topic: str, body: dict) -> None:
         seq = body.get("seq")
-        if seq is None or topic.endswith("out/metrics"):
+        if seq is None:
             return
         if seq in self.by_seq:  # re-published after a restart: must be the very same decision
-            assert self.by_seq[seq] == (topic, payload), (seq, self.by_seq[seq], payload)
+            assert self.by_seq[seq] == (topic, body), (seq, self.by_seq[seq], body)
             return
-        self.by_seq[seq] = (topic, payload)
+        self.by_seq[seq] = (topic, body)
         kind = body.get("type")
         if kind == "contact.offered":
             key = (body["contact"], body["offer"])
@@ -1009,6 +1051,15 @@ async def test_routes_over_mqtt_and_survives_a_restart(tmp_path, mosquitto):
                     return json.loads(m.payload)
         return await asyncio.wait_for(first(), 10)
 
+    async def next_event(client: aiomqtt.Client, type_: str) -> dict:
+        async def first() -> dict:
+            async for m in client.messages:
+                if str(m.topic).endswith("out/event"):
+                    for e in json.loads(m.payload):
+                        if e["type"] == type_:
+                            return e
+        return await asyncio.wait_for(first(), 10)
+
     d = daemon()
     await d.start()
     try:
@@ -1034,9 +1085,7 @@ async def test_routes_over_mqtt_and_survives_a_restart(tmp_path, mosquitto):
                             payload=json.dumps({"id": "m1", "contact": "c1", "queue": "support"}))
             await c.publish(topics.inbound_for("offer.accepted"), qos=1,
                             payload=json.dumps({"id": "m2", "contact": "c1"}))
-            conn = await next_json(c, "out/event")
-            while conn["type"] != "contact.connected":
-                conn = await next_json(c, "out/event")
+            conn = await next_event(c, "contact.connected")
             assert conn["seq"] == 3 and conn["agent"] == "a-1"
             assert d.stats.duplicates == 1
     finally:

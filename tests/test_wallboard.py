@@ -72,6 +72,7 @@ LIVE_SPEC = spec_from_obj({**msgspec.to_builtins(SPEC), "queues": [
     {**q, "wrap_up": 0} for q in msgspec.to_builtins(SPEC)["queues"]]})
 
 _decode_out = msgspec.json.Decoder(Outbound)
+_decode_stream = msgspec.json.Decoder(list[Outbound])
 
 
 def bounded(seconds: float):
@@ -185,8 +186,11 @@ class VirtualCentre:
                 break
         while not self.sub.empty():
             msg = self.sub.get_nowait()
-            if msg.topic.endswith(("/out/decision", "/out/event")):
+            if msg.topic.endswith("/out/decision"):
                 self.react(_decode_out.decode(msg.payload))
+            elif msg.topic.endswith("/out/event"):
+                for e in _decode_stream.decode(msg.payload):
+                    self.react(e)
 
     def react(self, e: Any) -> None:
         tag = type(e).__struct_config__.tag

@@ -293,14 +293,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "acd bus messages",
         "description": "Payloads are JSON objects; inbound ones may omit `type` (the topic names it) and should "
-                       "carry a unique `id` for de-duplication; outbound ones carry a `seq`.",
+                       "carry a unique `id` for de-duplication; outbound ones carry a `seq`. "
+                       "out/event and out/metrics carry a JSON array (one or more) per message.",
         "topics": {
             **{t.inbound_for(cls.__struct_config__.tag): {"$ref": f"#/$defs/{cls.__name__}"}
                for cls in INBOUND_TYPES},
             t.decision: {"$ref": "#/$defs/ContactOffered"},
-            t.event: {"$ref": "#/$defs/Outbound"},
+            t.event: {"type": "array", "items": {"$ref": "#/$defs/Outbound"}, "minItems": 1,
+                      "description": "the events of one publish round, in seq order"},
             t.error: {"type": "object", "description": "a refused inbound message: topic, reason, detail, payload"},
-            t.metrics: {"type": "object", "description": "per contact (kind: contact) and per queue and interval"},
+            t.metrics: {"type": "array", "items": {"type": "object"}, "minItems": 1,
+                        "description": "per contact (kind: contact) and per queue and interval; "
+                                       "the metrics of one publish round"},
             t.status: {"enum": ["online", "offline"], "description": "retained; also the last will"},
         },
         "$defs": {**defs, "Inbound": inbound, "Outbound": outbound},

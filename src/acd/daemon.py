@@ -644,6 +644,32 @@ _PUB, _ACK, _FUT = 0, 1, 2
 _BATCH = 1024  # most publishes handed to the bus at once
 
 
+def merge_streams(pubs: list[tuple[str, bytes, bool]], streams: tuple[str, ...]) -> list[tuple[str, bytes, bool]]:
+    """One message per stream topic (``out/event``, ``out/metrics``) for a
+    publish round: a JSON array of the round's events on it, in ``seq``
+    order, at the place of its first one; every other message (decisions,
+    errors, retained ones) stays as it is, in order.
+
+    Why: under load one inbound event makes ~2.6 outbound ones, and on MQTT
+    each message costs a PUBLISH and a PUBACK through paho (measured: the
+    largest part of the router's CPU at 5k events/s).  A round holds what
+    became ready since the last one, so arrays stay short when traffic is
+    light (often one element) and grow with the load.  Decisions are not
+    merged: the telephony side acts on each one as it comes."""
+    out: list[tuple[str, Any, bool]] = []
+    groups: dict[str, list[bytes]] = {}
+    for topic, payload, retain in pubs:
+        if topic in streams and not retain:
+            g = groups.get(topic)
+            if g is None:
+                g = groups[topic] = []
+                out.append((topic, g, False))
+            g.append(payload)
+        else:
+            out.append((topic, payload, retain))
+    return [(t, b"[" + b",".join(p) + b"]" if type(p) is list else p, r) for t, p, r in out]
+
+
 # --- the daemon -------------------------------------------------------------------------
 
 
@@ -704,6 +730,7 @@ class Daemon:
         self._config_stamp: Any = None
         self._stack = contextlib.AsyncExitStack()
         self._listeners: set[asyncio.Queue] = set()
+        self._streams = (self.topics.event, self.topics.metrics)  # see merge_streams
         self._checkpoint_retry_at = 0
         self._started_wall = _time.time()
 
@@ -1058,7 +1085,7 @@ class Daemon:
         j = self.journal
         top = self._published
         backoff = 0.05
-        batch = getattr(self.bus, "publish_batch", None)
+        batch = getattr(self.bus, "publish_batch", None) or self._publish_each
         present = 0  # publishes at the head of the outbox already sent by a batch
         while ob:
             item = ob[0]
@@ -1068,11 +1095,7 @@ class Daemon:
             if kind == _PUB:
                 if present <= 0:
                     try:
-                        if batch is not None:
-                            present = await self._publish_ready(batch)
-                        else:
-                            await self.bus.publish(item[2], item[3], retain=item[4])
-                            present = 1
+                        present = await self._publish_ready(batch)
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:
@@ -1127,8 +1150,13 @@ class Daemon:
                 pubs.append((it[2], it[3], it[4]))
                 if len(pubs) >= _BATCH:
                     break
-        await batch(pubs)
+        await batch(merge_streams(pubs, self._streams))
         return len(pubs)
+
+    async def _publish_each(self, items: list[tuple[str, bytes, bool]]) -> None:
+        """``publish_batch`` for a bus without one: in order, one by one."""
+        for topic, payload, retain in items:
+            await self.bus.publish(topic, payload, retain=retain)
 
     async def _syncer(self) -> None:
         """Group commit.  The fsync runs in a worker thread, so the loop

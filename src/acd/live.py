@@ -32,6 +32,7 @@ from .core.events import (
 from .scenario import AgentLine
 
 _decode_out = msgspec.json.Decoder(Outbound)
+_decode_stream = msgspec.json.Decoder(list[Outbound])  # out/event: an array per message
 _enc = msgspec.json.Encoder()
 
 
@@ -148,8 +149,11 @@ class LivePlayer:
     async def _listen(self) -> None:
         async for msg in self.bus.messages():
             try:
-                if msg.topic in (self.topics.decision, self.topics.event):
+                if msg.topic == self.topics.decision:
                     self._react(_decode_out.decode(msg.payload))
+                elif msg.topic == self.topics.event:
+                    for e in _decode_stream.decode(msg.payload):
+                        self._react(e)
                 elif msg.topic == self.topics.error:
                     self.counts["rejected"] += 1
             except msgspec.DecodeError:

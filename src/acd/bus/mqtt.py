@@ -44,12 +44,13 @@ import math
 import random
 import socket
 import ssl
+import threading
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
-from paho.mqtt.client import MQTT_ERR_SUCCESS
+from paho.mqtt.client import MQTT_ERR_SUCCESS, MQTT_LOG_DEBUG, topic_matches_sub
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -173,23 +174,38 @@ class _Refused(aiomqtt.MqttError):
 
 class _Conn:
     """One live connection: its client and a flag raised when it is lost.
-    Acks are bound to the connection the message came on.  ``progress`` is
-    set whenever a PUBACK arrives (``publish_batch`` waits on it)."""
+    Acks are bound to the connection the message came on.  Coroutines
+    waiting for PUBACKs (``publish_batch``) park a future in ``waiters``;
+    every PUBACK, and the loss of the connection, wakes them all."""
 
     def __init__(self, client: aiomqtt.Client) -> None:
         self.client = client
         self.lost = asyncio.Event()
-        self.progress = asyncio.Event()
+        self.waiters: list[asyncio.Future[None]] = []
         paho = client._client  # noqa: SLF001
         inner = paho.on_publish  # aiomqtt's own (it completes client.publish())
-        progress = self.progress
+        waiters = self.waiters
 
         def on_publish(*args: Any) -> None:
             if inner is not None:
                 inner(*args)
-            progress.set()
+            if waiters:
+                wake(waiters)
 
         paho.on_publish = on_publish
+
+    def close(self) -> None:
+        """The connection is gone: raise the flag and wake every waiter."""
+        self.lost.set()
+        wake(self.waiters)
+
+    async def progress(self) -> None:
+        """Wait for the next PUBACK (or the loss: check ``lost`` after)."""
+        if self.lost.is_set():
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        await fut
 
     async def guard(self, aw: Awaitable[T]) -> T:
         """Run ``aw``, abandoning it with ``_Lost`` if the connection drops
@@ -205,6 +221,156 @@ class _Conn:
         if not task.done() or task.cancelled():
             raise _Lost
         return task.result()
+
+
+def wake(waiters: list[asyncio.Future[None]]) -> None:
+    """Resolve and forget every parked future."""
+    for fut in waiters:
+        if not fut.done():
+            fut.set_result(None)
+    waiters.clear()
+
+
+class _Wire:
+    """paho's write side, driven by the event loop directly and coalesced.
+
+    aiomqtt hands paho's "I have something to write" to the loop with
+    ``call_soon_threadsafe(add_writer)``; the packets then leave one
+    ``send`` each, two loop turns later, and the writer is removed again:
+    per outbound batch a self-pipe write and two ``epoll_ctl`` calls, per
+    packet a syscall.  Here, on the loop's thread, a write is one
+    ``call_soon`` for everything queued in the same turn, and on a plain
+    TCP socket the packets paho writes in that turn leave in one ``send``
+    (what the kernel does not take is kept, in order, and sent when the
+    socket is writable again).  From another thread (paho's connect runs in
+    an executor) it falls back to ``call_soon_threadsafe``.  Over TLS paho
+    writes each packet itself (an ``SSLSocket`` has its own rules for
+    partial writes); only the scheduling changes.
+    """
+
+    def __init__(self, paho: Any, loop: asyncio.AbstractEventLoop, coalesce: bool) -> None:
+        self.paho = paho
+        self.loop = loop
+        self.thread = threading.get_ident()
+        self.coalesce = coalesce
+        self.scheduled = False
+        self.chunks: list[bytes] = []
+        self.backlog = b""  # taken from paho, not yet taken by the kernel
+        self.fd = -1  # the writer registered with the loop, if any
+        paho.on_socket_register_write = self._register
+        paho.on_socket_unregister_write = self._unregister
+        inner_close = paho.on_socket_close  # aiomqtt's: removes its reader
+
+        def on_socket_close(client: Any, userdata: Any, sock: Any) -> None:
+            self.backlog = b""  # before paho closes the fd under our writer
+            self._stop_writer()
+            if inner_close is not None:
+                inner_close(client, userdata, sock)
+
+        paho.on_socket_close = on_socket_close
+
+    def _register(self, _client: Any, _userdata: Any, _sock: Any) -> None:
+        if self.scheduled:
+            return
+        self.scheduled = True
+        if threading.get_ident() == self.thread:
+            self.loop.call_soon(self._write)
+        else:
+            self.loop.call_soon_threadsafe(self._write)
+
+    def _unregister(self, _client: Any, _userdata: Any, sock: Any) -> None:
+        if self.fd >= 0 and not self.backlog:
+            self._stop_writer()
+
+    def _collect(self, buf: bytes | bytearray) -> int:
+        self.chunks.append(bytes(buf))
+        return len(buf)
+
+    def _write(self) -> None:
+        self.scheduled = False
+        paho = self.paho
+        sock = paho._sock  # noqa: SLF001
+        if sock is None:
+            return
+        if not self.coalesce:
+            paho.loop_write()
+            if paho.want_write():
+                self._start_writer(sock)
+            return
+        paho._sock_send = self._collect  # noqa: SLF001 (shadows the method for this call)
+        try:
+            paho.loop_write()
+        finally:
+            del paho._sock_send  # noqa: SLF001
+        if self.chunks:
+            data = b"".join(self.chunks)
+            self.chunks.clear()
+            self.backlog = self.backlog + data if self.backlog else data
+        if self.backlog and self.fd < 0:
+            self._send(sock)
+
+    def _send(self, sock: Any) -> None:
+        try:
+            n = sock.send(self.backlog)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            # the connection is going: the reader sees it and paho reports
+            # the loss; unacknowledged QoS 1 messages are resent after it
+            self.backlog = b""
+            self._stop_writer()
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        self.backlog = self.backlog[n:]
+        if self.backlog:
+            self._start_writer(sock)
+        else:
+            self._stop_writer()
+
+    def _on_writable(self) -> None:
+        sock = self.paho._sock  # noqa: SLF001
+        if sock is None:
+            self.backlog = b""
+            self._stop_writer()
+        elif self.coalesce:
+            self._send(sock)
+        else:
+            self.paho.loop_write()
+            if not self.paho.want_write():
+                self._stop_writer()
+
+    def _start_writer(self, sock: Any) -> None:
+        if self.fd < 0:
+            self.fd = sock.fileno()
+            self.loop.add_writer(self.fd, self._on_writable)
+
+    def _stop_writer(self) -> None:
+        if self.fd >= 0:
+            try:
+                self.loop.remove_writer(self.fd)
+            except (OSError, ValueError):  # pragma: no cover - fd already closed
+                pass
+            self.fd = -1
+
+
+def _quiet_debug_log(paho: Any) -> None:
+    """paho logs every packet at DEBUG through ``logging`` (a ``log()`` call
+    and a level check each: ~3 % of a loaded router's CPU).  Unless its
+    logger is enabled for DEBUG, debug lines are skipped before the call;
+    warnings and errors still go through."""
+    logger = getattr(paho, "_logger", None)
+    if logger is None or logger.isEnabledFor(logging.DEBUG):
+        return
+    inner = paho._easy_log  # noqa: SLF001
+
+    def easy_log(level: int, fmt: str, *args: Any) -> None:
+        if level != MQTT_LOG_DEBUG:
+            inner(level, fmt, *args)
+
+    paho._easy_log = easy_log  # noqa: SLF001
 
 
 class MqttBus:
@@ -264,7 +430,8 @@ class MqttBus:
         self._max_unacked = max_unacked
         self._session_expiry = session_expiry
         self._log = log if log is not None else logging.getLogger("acd.bus.mqtt")
-        self._queue: asyncio.Queue[Message | None] = asyncio.Queue(maxsize=max_unacked + 1)
+        # unbounded, but the Receive Maximum keeps it to max_unacked messages
+        self._queue: asyncio.Queue[Message | None] = asyncio.Queue()
         self._conn: _Conn | None = None
         self._up = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -347,7 +514,7 @@ class MqttBus:
             conn = await self._connected()
             done = [0]  # items acknowledged so far, in order
             try:
-                await conn.guard(self._batch_on(conn, todo, done))
+                await self._batch_on(conn, todo, done)
                 return
             except (aiomqtt.MqttError, _Lost) as err:
                 del todo[:done[0]]
@@ -369,17 +536,17 @@ class MqttBus:
             if info.rc != MQTT_ERR_SUCCESS:
                 raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
             infos.append(info)
-        progress = conn.progress
         n = len(infos)
         k = 0
         while True:
-            progress.clear()
             while k < n and infos[k].is_published():
                 k += 1
             done[0] = k
             if k == n:
                 return
-            await progress.wait()
+            if conn.lost.is_set():
+                raise _Lost
+            await conn.progress()
 
     async def messages(self) -> AsyncIterator[Message]:
         """Every message on ``topics.inbound``, in arrival order, across
@@ -433,7 +600,10 @@ class MqttBus:
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
         # aiomqtt has no public switch for this (checked up to 2.5.1).
-        client._client.manual_ack_set(True)  # noqa: SLF001
+        paho = client._client  # noqa: SLF001
+        paho.manual_ack_set(True)
+        _Wire(paho, asyncio.get_running_loop(), coalesce=self._tls is None)
+        _quiet_debug_log(paho)
         return client
 
     async def _run(self, first: asyncio.Future[None]) -> None:
@@ -480,28 +650,70 @@ class MqttBus:
         self._up_since = None
         client = self._new_client()
         async with client:
-            granted = await client.subscribe(self.filter, qos=1)
-            self._check_granted(granted[0])
-            if self.presence:
-                await client.publish(self.topics.status, b"online", qos=1, retain=True)
-            conn = self._conn = _Conn(client)
-            self._up_since = asyncio.get_running_loop().time()
-            self._up.set()
-            if not first.done():
-                first.set_result(None)
-            self._log.info(f"mqtt: connected to {self._where()} as {self.client_id}")
+            conn = _Conn(client)
             try:
-                async for m in client.messages:
-                    if not m.topic.matches(self.filter):
-                        # a leftover subscription of this session: not ours to keep
-                        client._client.ack(m.mid, m.qos)  # noqa: SLF001
-                        continue
-                    await self._queue.put(Message(str(m.topic), bytes(m.payload), self._acker(conn, m.mid, m.qos)))
+                self._take_messages(client, conn)
+                granted = await client.subscribe(self.filter, qos=1)
+                self._check_granted(granted[0])
+                if self.presence:
+                    await client.publish(self.topics.status, b"online", qos=1, retain=True)
+                self._conn = conn
+                self._up_since = asyncio.get_running_loop().time()
+                self._up.set()
+                if not first.done():
+                    first.set_result(None)
+                self._log.info(f"mqtt: connected to {self._where()} as {self.client_id}")
+                await asyncio.wait({client._disconnected})  # noqa: SLF001 (never cancels it)
+                exc = client._disconnected.exception()  # noqa: SLF001
+                raise aiomqtt.MqttError("disconnected") from exc
             finally:
                 self._up.clear()
-                conn.lost.set()
+                conn.close()
                 self._conn = None
                 self._purge()
+
+    def _take_messages(self, client: aiomqtt.Client, conn: _Conn) -> None:
+        """Route paho's inbound messages straight into our queue.
+
+        aiomqtt's ``client.messages`` costs an asyncio task and an
+        ``asyncio.wait`` per message and a second queue hop (measured: about
+        a tenth of the router's CPU under load).  The Receive Maximum
+        already bounds what can arrive unacknowledged, so paho's callback
+        puts each message into our queue directly.  Messages paho delivered
+        before this ran (a persistent session resends at once) wait in
+        aiomqtt's queue: they are moved first, so the order holds."""
+        paho = client._client  # noqa: SLF001
+        queue = self._queue
+        flt = self.filter
+        if flt.endswith("/#") and "+" not in flt and flt.count("#") == 1:
+            head, exact = flt[:-1], flt[:-2]
+
+            def ours(topic: str) -> bool:
+                return topic.startswith(head) or topic == exact
+        else:
+
+            def ours(topic: str) -> bool:
+                return topic_matches_sub(flt, topic)
+
+        acker = self._acker
+        ack = paho.ack
+
+        def take(topic: str, payload: bytes, mid: int, qos: int) -> None:
+            if not ours(topic):
+                # a leftover subscription of this session: not ours to keep
+                ack(mid, qos)
+                return
+            queue.put_nowait(Message(topic, payload, acker(conn, mid, qos)))
+
+        old = client._queue  # noqa: SLF001
+        while not old.empty():
+            m = old.get_nowait()
+            take(str(m.topic), bytes(m.payload), m.mid, m.qos)
+
+        def on_message(_client: Any, _userdata: Any, m: Any) -> None:
+            take(m.topic, m.payload, m.mid, m.qos)
+
+        paho.on_message = on_message
 
     def _check_granted(self, code: Any) -> None:
         """A SUBACK is not an exception in aiomqtt: read it.  Refused (e.g. by
@@ -519,13 +731,15 @@ class MqttBus:
         acked (packet ids are reused, a second PUBACK could ack another
         message)."""
         done = False
+        lost = conn.lost
+        paho_ack = conn.client._client.ack  # noqa: SLF001
 
         async def ack() -> None:
             nonlocal done
-            if done or conn.lost.is_set():
+            if done or lost.is_set():
                 return
             done = True
-            conn.client._client.ack(mid, qos)  # noqa: SLF001
+            paho_ack(mid, qos)
 
         return ack
 
@@ -536,9 +750,8 @@ class MqttBus:
             self._queue.get_nowait()
 
     def _end_stream(self) -> None:
-        """Put the end mark that stops ``messages()`` (room is kept for it)."""
-        if not self._queue.full():
-            self._queue.put_nowait(None)
+        """Put the end mark that stops ``messages()``."""
+        self._queue.put_nowait(None)
 
     @staticmethod
     def _fatal(err: Exception) -> str | None:
