@@ -12,8 +12,10 @@ One small interface, two implementations:
     in/<kind>          inbound events, kind = the event tag with '/' for '.'
                        (in/contact/arrived, in/offer/accepted, in/agent/login ...)
     out/decision       ContactOffered: what the telephony side must do
-    out/event          every other outbound event (queued, connected, state...)
-    out/metrics        handle-time metrics: per contact and per interval
+    out/event          every other outbound event (queued, connected, state...):
+                       a JSON array per message, one publish round's worth
+    out/metrics        handle-time metrics, per contact and per interval: an
+                       array per message, like out/event
     out/error          inbound messages refused, with the reason
     status             retained: "online" / "offline" (also the MQTT last will)
 

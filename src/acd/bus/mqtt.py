@@ -232,7 +232,16 @@ def wake(waiters: list[asyncio.Future[None]]) -> None:
 
 
 class _Wire:
-    """paho's write side, driven by the event loop directly and coalesced.
+    """paho's socket, driven by the event loop directly, in bulk.
+
+    **Reads.**  paho reads a packet with two or three ``recv`` calls (its
+    first byte, the length bytes one at a time, then the rest).  On a plain
+    TCP socket, ``recv`` here takes up to 64 KiB from the kernel and serves
+    paho's small reads from that, and ``loop_read`` goes on until what was
+    taken is used up (the loop's reader only fires for data still in the
+    kernel).
+
+    **Writes.**
 
     aiomqtt hands paho's "I have something to write" to the loop with
     ``call_soon_threadsafe(add_writer)``; the packets then leave one
@@ -257,11 +266,25 @@ class _Wire:
         self.chunks: list[bytes] = []
         self.backlog = b""  # taken from paho, not yet taken by the kernel
         self.fd = -1  # the writer registered with the loop, if any
+        self.rbuf = b""  # taken from the kernel, not yet read by paho
+        self.rpos = 0
+        if coalesce:
+            paho._sock_recv = self._recv  # noqa: SLF001
+            inner_read = paho.loop_read
+
+            def loop_read(max_packets: int = 1) -> Any:
+                while True:
+                    rc = inner_read(max_packets)
+                    if rc or self.rpos >= len(self.rbuf) or paho._sock is None:  # noqa: SLF001
+                        return rc
+
+            paho.loop_read = loop_read
         paho.on_socket_register_write = self._register
         paho.on_socket_unregister_write = self._unregister
         inner_close = paho.on_socket_close  # aiomqtt's: removes its reader
 
         def on_socket_close(client: Any, userdata: Any, sock: Any) -> None:
+            self.rbuf, self.rpos = b"", 0
             self.backlog = b""  # before paho closes the fd under our writer
             self._stop_writer()
             if inner_close is not None:
@@ -281,6 +304,20 @@ class _Wire:
     def _unregister(self, _client: Any, _userdata: Any, sock: Any) -> None:
         if self.fd >= 0 and not self.backlog:
             self._stop_writer()
+
+    def _recv(self, bufsize: int) -> bytes:
+        sock = self.paho._sock  # noqa: SLF001
+        if sock is None:
+            raise ConnectionError("self._sock is None")
+        buf, pos = self.rbuf, self.rpos
+        if pos >= len(buf):
+            buf = sock.recv(65536)  # BlockingIOError: nothing there; b"": the peer closed
+            if not buf:
+                return buf
+            self.rbuf, pos = buf, 0
+        end = min(pos + bufsize, len(buf))
+        self.rpos = end
+        return buf if pos == 0 and end == len(buf) else buf[pos:end]
 
     def _collect(self, buf: bytes | bytearray) -> int:
         self.chunks.append(bytes(buf))
