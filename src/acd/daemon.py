@@ -644,11 +644,21 @@ _PUB, _ACK, _FUT = 0, 1, 2
 _BATCH = 1024  # most publishes handed to the bus at once
 
 
-def merge_streams(pubs: list[tuple[str, bytes, bool]], streams: tuple[str, ...]) -> list[tuple[str, bytes, bool]]:
-    """One message per stream topic (``out/event``, ``out/metrics``) for a
-    publish round: a JSON array of the round's events on it, in ``seq``
-    order, at the place of its first one; every other message (decisions,
-    errors, retained ones) stays as it is, in order.
+_MERGED_MAX = 64 * 1024  # bytes of one merged array (brokers cap packet sizes)
+
+
+def merge_streams(pubs: list[tuple[str, bytes, bool]], streams: tuple[str, ...],
+                  limit: int = _MERGED_MAX) -> list[tuple[str, bytes, bool]]:
+    """Merge the stream topics' messages (``out/event``, ``out/metrics``) of
+    a publish round into JSON arrays, in ``seq`` order.
+
+    A run of stream messages between two others becomes one array per
+    stream topic; every other message (a decision, an error, a retained
+    one) stays as it is and closes the open arrays, so nothing overtakes a
+    decision and a decision overtakes nothing: the telephony side sees
+    them in ``seq`` order as before.  An array is also closed at ``limit``
+    bytes (brokers cap packet sizes; a message over the cap would be
+    refused again at every retry).
 
     Why: under load one inbound event makes ~2.6 outbound ones, and on MQTT
     each message costs a PUBLISH and a PUBACK through paho (measured: the
@@ -657,15 +667,17 @@ def merge_streams(pubs: list[tuple[str, bytes, bool]], streams: tuple[str, ...])
     light (often one element) and grow with the load.  Decisions are not
     merged: the telephony side acts on each one as it comes."""
     out: list[tuple[str, Any, bool]] = []
-    groups: dict[str, list[bytes]] = {}
+    open_: dict[str, list] = {}  # stream topic -> [payloads, size] of its open array
     for topic, payload, retain in pubs:
         if topic in streams and not retain:
-            g = groups.get(topic)
-            if g is None:
-                g = groups[topic] = []
-                out.append((topic, g, False))
-            g.append(payload)
+            g = open_.get(topic)
+            if g is None or g[1] + len(payload) + 1 > limit:
+                g = open_[topic] = [[], 1]
+                out.append((topic, g[0], False))
+            g[0].append(payload)
+            g[1] += len(payload) + 1
         else:
+            open_.clear()
             out.append((topic, payload, retain))
     return [(t, b"[" + b",".join(p) + b"]" if type(p) is list else p, r) for t, p, r in out]
 

@@ -264,7 +264,7 @@ class _Wire:
         self.coalesce = coalesce
         self.scheduled = False
         self.chunks: list[bytes] = []
-        self.backlog = b""  # taken from paho, not yet taken by the kernel
+        self.backlog = bytearray()  # taken from paho, not yet taken by the kernel
         self.fd = -1  # the writer registered with the loop, if any
         self.rbuf = b""  # taken from the kernel, not yet read by paho
         self.rpos = 0
@@ -284,8 +284,17 @@ class _Wire:
         inner_close = paho.on_socket_close  # aiomqtt's: removes its reader
 
         def on_socket_close(client: Any, userdata: Any, sock: Any) -> None:
+            # paho closes the socket right after handing over the last
+            # packet (a DISCONNECT, so the broker must not fire the will):
+            # one last try to send what is pending, then forget it
+            if self.coalesce and (self.backlog or self.chunks):
+                try:
+                    sock.send(bytes(self.backlog) + b"".join(self.chunks))
+                except OSError:
+                    pass
+            self.chunks.clear()
             self.rbuf, self.rpos = b"", 0
-            self.backlog = b""  # before paho closes the fd under our writer
+            self.backlog.clear()
             self._stop_writer()
             if inner_close is not None:
                 inner_close(client, userdata, sock)
@@ -339,10 +348,12 @@ class _Wire:
             paho.loop_write()
         finally:
             del paho._sock_send  # noqa: SLF001
+        if paho._sock is not sock:  # noqa: SLF001 - closed meanwhile (on_socket_close sent the rest)
+            return
         if self.chunks:
-            data = b"".join(self.chunks)
+            for c in self.chunks:
+                self.backlog += c
             self.chunks.clear()
-            self.backlog = self.backlog + data if self.backlog else data
         if self.backlog and self.fd < 0:
             self._send(sock)
 
@@ -354,14 +365,14 @@ class _Wire:
         except OSError:
             # the connection is going: the reader sees it and paho reports
             # the loss; unacknowledged QoS 1 messages are resent after it
-            self.backlog = b""
+            self.backlog.clear()
             self._stop_writer()
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             return
-        self.backlog = self.backlog[n:]
+        del self.backlog[:n]
         if self.backlog:
             self._start_writer(sock)
         else:
@@ -370,7 +381,7 @@ class _Wire:
     def _on_writable(self) -> None:
         sock = self.paho._sock  # noqa: SLF001
         if sock is None:
-            self.backlog = b""
+            self.backlog.clear()
             self._stop_writer()
         elif self.coalesce:
             self._send(sock)
@@ -395,16 +406,18 @@ class _Wire:
 
 def _quiet_debug_log(paho: Any) -> None:
     """paho logs every packet at DEBUG through ``logging`` (a ``log()`` call
-    and a level check each: ~3 % of a loaded router's CPU).  Unless its
-    logger is enabled for DEBUG, debug lines are skipped before the call;
-    warnings and errors still go through."""
+    and a level check each: ~3 % of a loaded router's CPU).  Debug lines are
+    dropped before any of that unless its logger is enabled for DEBUG (asked
+    at each line, so turning it on later works) or an ``on_log`` is set;
+    warnings and errors always go through."""
     logger = getattr(paho, "_logger", None)
-    if logger is None or logger.isEnabledFor(logging.DEBUG):
+    if logger is None:
         return
     inner = paho._easy_log  # noqa: SLF001
+    enabled = logger.isEnabledFor
 
     def easy_log(level: int, fmt: str, *args: Any) -> None:
-        if level != MQTT_LOG_DEBUG:
+        if level != MQTT_LOG_DEBUG or paho.on_log is not None or enabled(logging.DEBUG):
             inner(level, fmt, *args)
 
     paho._easy_log = easy_log  # noqa: SLF001
@@ -735,7 +748,11 @@ class MqttBus:
         acker = self._acker
         ack = paho.ack
 
+        lost = conn.lost
+
         def take(topic: str, payload: bytes, mid: int, qos: int) -> None:
+            if lost.is_set():
+                return  # after the purge: unacked, so the broker resends it
             if not ours(topic):
                 # a leftover subscription of this session: not ours to keep
                 ack(mid, qos)
