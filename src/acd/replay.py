@@ -98,6 +98,7 @@ class Replay:
         pending = self._pending
         process = self._process
         handle = eng.handle
+        arrive, end = eng.arrive, eng.end
         log = self._log_in if self.events is not None else None
         progress, every = self.progress, self.progress_every
         n = 0
@@ -119,7 +120,7 @@ class Replay:
                     entry = heappop(heap)
                     kind = entry[2]
                     if kind == _END and not log:  # the common case, inlined
-                        out = handle(ContactEnded(contact=entry[3]), ts)
+                        out = end(ts, entry[3])
                     elif kind == _ABANDON and entry[3] not in pending:
                         continue  # connected (or gone) before its patience ran out
                     else:
@@ -130,11 +131,13 @@ class Replay:
             if item.__class__ is not AgentLine:
                 cid = item.id
                 pending[cid] = item
-                ev = ContactArrived(contact=cid, queue=item.queue, channel=item.channel,
-                                    priority=item.priority, skills=item.skills, attributes=item.attributes)
                 if log:
+                    ev = ContactArrived(contact=cid, queue=item.queue, channel=item.channel,
+                                        priority=item.priority, skills=item.skills, attributes=item.attributes)
                     log(ev, t)
-                out = handle(ev, t)
+                    out = handle(ev, t)
+                else:  # the same, without building the event
+                    out = arrive(t, cid, item.queue, item.channel, item.priority, item.skills, item.attributes)
                 patience = item.patience
                 if patience is None and item.patience_curve is not None:
                     patience = self._censored_patience(item)

@@ -44,6 +44,7 @@ caller (time going backwards) raises ``ValueError``.
 from __future__ import annotations
 
 import math
+from math import isfinite as _isfinite
 from heapq import heappop, heappush
 from random import Random
 from typing import Any, Callable
@@ -219,6 +220,91 @@ class Engine:
             self._run_deadlines(now)
         self.now = now
         handler(event)
+        return out
+
+    def arrive(self, now: float, contact: str, queue: str, channel: str | None, priority: float,
+               skills: dict[str, int], attributes: dict[str, Any]) -> list:
+        """``handle(ContactArrived(contact=..., ...), now)`` without building
+        the event: the replay's hot path, with the same decisions and outputs.
+        Anything but a valid arrival in an open queue takes ``handle``'s path."""
+        if not now >= self.now or now == _INF:  # also refuses NaN
+            raise ValueError(f"time went backwards: {now!r} < {self.now!r}"
+                             if now < self.now else f"time must be finite, got {now!r}")
+        out = self._out = []
+        d = self._deadlines
+        if d and d[0][0] <= now:
+            self._run_deadlines(now)
+        self.now = now
+        rule = self.queues.get(queue)
+        if (rule is None or skills or not rule.open or contact in self.contacts
+                or (channel is not None and channel != rule.channel) or not _isfinite(priority)):
+            self._on_arrived(ContactArrived(contact=contact, queue=queue, channel=channel, priority=priority,
+                                            skills=skills, attributes=attributes))
+            return out
+        # _on_arrived and _enter_queue, inlined for a new contact
+        self._seq += 1
+        iv = int(now // self.interval)
+        c = Contact(contact, self._seq, rule.ch, priority, skills, attributes, now, iv)
+        self.contacts[contact] = c
+        c.queue = rule
+        c.entered = now
+        c.entry = 1
+        c.step = 0
+        c.priority = priority = priority + rule.priority
+        c.key = rule.aging_per_s * now - priority
+        acc = self.kpi.by_queue[rule.idx].get(iv)
+        if acc is None:
+            acc = self.kpi.acc_for(rule.idx, iv)
+        c.acc = acc
+        acc.offered += 1
+        if rule.step_after:
+            for i, after in enumerate(rule.step_after):
+                self._schedule(now + after, _ESCALATE, c, (1, i + 1))
+        if rule.max_wait is not None:
+            self._schedule(now + rule.max_wait, _MAX_WAIT, c, 1)
+        pool = c.pool = rule.base_pool
+        agent = pool.idle.pop(None, iv)  # _route_contact
+        if agent is None:
+            self._wait(c)
+            out.append(ContactQueued(time=now, contact=contact, queue=rule.name, priority=priority))
+        else:
+            self._offer(c, agent)
+            self._refresh(agent)
+        return out
+
+    def end(self, now: float, contact: str) -> list:
+        """``handle(ContactEnded(contact=contact), now)`` without building the
+        event (the replay's hot path); same decisions and outputs."""
+        if not now >= self.now or now == _INF:  # also refuses NaN
+            raise ValueError(f"time went backwards: {now!r} < {self.now!r}"
+                             if now < self.now else f"time must be finite, got {now!r}")
+        out = self._out = []
+        d = self._deadlines
+        if d and d[0][0] <= now:
+            self._run_deadlines(now)
+        self.now = now
+        c = self.contacts.get(contact)
+        if c is None or c.state != CONNECTED or c.queue.wrap_up > 0:
+            self._on_ended(ContactEnded(contact=contact))
+            return out
+        # _on_ended and _finish, inlined for a queue without wrap-up
+        a = c.agent
+        ch = c.ch
+        a.n_talking -= 1
+        c.talk = talk = now - c.connected_at
+        c.ended_at = now
+        a.used[ch] -= 1
+        a.keyver += 1  # its idle-index keys (load, last offer) changed
+        del a.contacts[contact]
+        c.state = ENDED
+        del self.contacts[contact]
+        acc = c.acc
+        acc.completed += 1
+        acc.talk += talk
+        acc.wrap += 0.0
+        out.append(ContactCompleted(time=now, contact=contact, queue=c.queue.name, agent=a.id,
+                                    wait=c.connected_at - c.arrival, talk=talk, wrap_up=0.0))
+        self._refresh(a)
         return out
 
     def next_deadline(self) -> float | None:
@@ -467,9 +553,21 @@ class Engine:
         a.iv_count += 1
         rule = c.queue
         if a.auto_answer:  # the phone answers by itself: no ring, no time-out
-            self._out.append(ContactOffered(time=now, contact=c.id, queue=rule.name, agent=a.id,
-                                            channel=rule.channel, offer=c.offers, timeout=0.0, auto_answer=True))
-            self._connect(c)
+            out = self._out
+            out.append(ContactOffered(time=now, contact=c.id, queue=rule.name, agent=a.id,
+                                      channel=rule.channel, offer=c.offers, timeout=0.0, auto_answer=True))
+            # _connect, inlined
+            a.n_offered -= 1
+            a.n_talking += 1
+            a.missed = 0
+            c.state = CONNECTED
+            c.connected_at = now
+            wait = now - c.arrival
+            acc = c.acc
+            acc.answer(wait, rule.threshold)
+            if a.site is not None:
+                acc.site_answered(a.site)
+            out.append(ContactConnected(time=now, contact=c.id, queue=rule.name, agent=a.id, wait=wait))
             return
         self._seq += 1
         heappush(self._deadlines, (now + rule.ring_timeout, self._seq, _RING, c, c.offers))
@@ -802,7 +900,20 @@ class Engine:
                     break
         ch = a.only_ch
         if ch >= 0:  # the common case: one channel, which nothing else can block
-            self._index(a, ch, ready and a.used[ch] < a.cap[ch], now)
+            # _index(a, ch, ready and a.used[ch] < a.cap[ch], now), inlined
+            pushed = a.pushed[ch]
+            if ready and a.used[ch] < a.cap[ch]:
+                if pushed is None:
+                    a.since[ch] = now
+                if pushed != a.keyver:  # newly free, or its keys changed: (re)index
+                    a.ver[ch] += 1
+                    a.pushed[ch] = a.keyver
+                    iv = int(now // self.interval)
+                    for pool in a.pools[ch]:
+                        pool.idle.add(a, iv)
+            elif pushed is not None:
+                a.ver[ch] += 1
+                a.pushed[ch] = None
         else:
             for ch in a.chans:
                 self._index(a, ch, ready and a.available(ch), now)
@@ -888,14 +999,23 @@ class Engine:
         earliest arrival)."""
         now = self.now
         aid = a.id
+        # one channel and ready: available() is just a free slot on it
+        only = a.only_ch >= 0 and a.presence == READY
+        used, cap = a.used, a.cap
         while True:
             best = None
             for pool in a.pool_list:
-                if not pool.n_waiting or not a.available(pool.ch):
+                if not pool.n_waiting:
                     continue
-                entry = pool.peek_for(aid)
-                if entry is None:
+                ch = pool.ch
+                if not (used[ch] < cap[ch] if only else a.available(ch)):
                     continue
+                heap = pool.waiting
+                entry = heap[0] if heap else None  # pool.peek_for(aid), its common case inlined
+                if entry is None or entry[2] != entry[3].ver or entry[3].excluded is not None:
+                    entry = pool.peek_for(aid)
+                    if entry is None:
+                        continue
                 eff = pool.rate * now - entry[0]
                 if best is None or eff > best[0] or (eff == best[0] and entry[1] < best[1]):
                     best = (eff, entry[1], entry[3])
