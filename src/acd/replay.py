@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time as _time
 from itertools import chain as _chain
+from itertools import count as _count
 from heapq import heappop, heappush
 from random import Random
 from typing import Any, BinaryIO, Callable, Iterable
@@ -27,14 +28,17 @@ import msgspec
 from .core.engine import Engine
 from .core.events import (
     AgentLogin, AgentLogout, AgentNotReady, AgentReady, ContactAbandoned, ContactArrived,
-    ContactConnected, ContactEnded, ContactOffered, ContactOverflowed, CustomerAbandoned,
-    OfferAccepted,
+    ContactCompleted, ContactConnected, ContactEnded, ContactEscalated, ContactOffered, ContactOverflowed,
+    ContactQueued, ContactRequeued, CustomerAbandoned, InputRejected, OfferAccepted,
 )
 from .core.events import AgentStateChanged as _StateChanged
 from .core.spec import Spec
 from .scenario import AgentLine, PatienceCurve
 
 _INF = float("inf")
+# outputs the simulated people do not react to
+_IDLE = frozenset({_StateChanged, ContactCompleted, ContactQueued, ContactRequeued, ContactEscalated,
+                   InputRejected})
 # shell event kinds
 _END, _ABANDON, _ACCEPT = 0, 1, 2
 
@@ -58,7 +62,7 @@ class Replay:
         self.contacts = 0
         self.agent_lines = 0
         self._heap: list[tuple] = []
-        self._seq = 0
+        self._seq = _count(1)  # tie-breaker of same-time shell events: the order they were scheduled
         self._pending: dict[str, Any] = {}  # contact id -> scenario line, until connected
 
     # -- the loop ----------------------------------------------------------
@@ -97,6 +101,8 @@ class Replay:
         next_deadline = eng.next_deadline
         pending = self._pending
         process = self._process
+        react = self._react
+        seq = self._seq
         handle = eng.handle
         arrive, end = eng.arrive, eng.end
         log = self._log_in if self.events is not None else None
@@ -125,8 +131,18 @@ class Replay:
                         continue  # connected (or gone) before its patience ran out
                     else:
                         out = self._fire(entry)
-                if out:
+                if log:
                     process(out)
+                    continue
+                for e in out:  # process(out), inlined
+                    cls = e.__class__
+                    if cls in _IDLE:
+                        continue
+                    if cls is ContactConnected:
+                        cid = e.contact
+                        heappush(heap, (e.time + pending.pop(cid).handle_time, next(seq), _END, cid))
+                    elif cls is not ContactOffered or not e.auto_answer:
+                        react(e, cls)
             # 2. the line itself
             if item.__class__ is not AgentLine:
                 cid = item.id
@@ -142,8 +158,7 @@ class Replay:
                 if patience is None and item.patience_curve is not None:
                     patience = self._censored_patience(item)
                 if patience is not None:
-                    self._seq += 1
-                    heappush(heap, (t + patience, self._seq, _ABANDON, cid))
+                    heappush(heap, (t + patience, next(seq), _ABANDON, cid))
                 n += 1
                 if progress is not None and n % every == 0:
                     progress(n, t)
@@ -153,7 +168,18 @@ class Replay:
                 if log:
                     log(ev, t)
                 out = handle(ev, t)
-            process(out)
+            if log:
+                process(out)
+                continue
+            for e in out:  # process(out), inlined
+                cls = e.__class__
+                if cls in _IDLE:
+                    continue
+                if cls is ContactConnected:
+                    cid = e.contact
+                    heappush(heap, (e.time + pending.pop(cid).handle_time, next(seq), _END, cid))
+                elif cls is not ContactOffered or not e.auto_answer:
+                    react(e, cls)
         # 3. drain: let every contact in progress finish.  A calendar has
         # deadlines for ever: stop once nobody is left in the system (or, if
         # some contact can never be served, a week after the last line).
@@ -201,25 +227,30 @@ class Replay:
             self._log_out(out)
         for e in out:
             cls = e.__class__
-            if cls is _StateChanged:  # the most common output: nobody needs to act
+            if cls in _IDLE:  # the most common outputs: nobody needs to act
                 continue
             if cls is ContactConnected:
-                self._seq += 1
-                heappush(self._heap, (e.time + self._pending.pop(e.contact).handle_time, self._seq, _END, e.contact))
-            elif cls is ContactOffered:
-                if e.auto_answer:  # already connected: the next event says so
-                    continue
-                if self.answer_delay > 0:
-                    self._seq += 1
-                    heappush(self._heap, (e.time + self.answer_delay, self._seq, _ACCEPT, (e.contact, e.agent)))
-                    continue
-                ev = OfferAccepted(contact=e.contact, agent=e.agent)
-                if self.events is not None:
-                    self._log_in(ev, e.time)
-                self._process(self.engine.handle(ev, e.time))
-            elif cls is ContactAbandoned or (cls is ContactOverflowed and e.to_queue is None):
-                # abandoned, or overflowed out of acd: the customer is gone
-                self._pending.pop(e.contact, None)
+                cid = e.contact
+                heappush(self._heap, (e.time + self._pending.pop(cid).handle_time, next(self._seq), _END, cid))
+            else:
+                self._react(e, cls)
+
+    def _react(self, e: Any, cls: type) -> None:
+        """``_process`` for an output other than ``contact.connected`` (and
+        those nobody acts on)."""
+        if cls is ContactOffered:
+            if e.auto_answer:  # already connected: the next event says so
+                return
+            if self.answer_delay > 0:
+                heappush(self._heap, (e.time + self.answer_delay, next(self._seq), _ACCEPT, (e.contact, e.agent)))
+                return
+            ev = OfferAccepted(contact=e.contact, agent=e.agent)
+            if self.events is not None:
+                self._log_in(ev, e.time)
+            self._process(self.engine.handle(ev, e.time))
+        elif cls is ContactAbandoned or (cls is ContactOverflowed and e.to_queue is None):
+            # abandoned, or overflowed out of acd: the customer is gone
+            self._pending.pop(e.contact, None)
 
     # -- the event log (--events) -------------------------------------------
 

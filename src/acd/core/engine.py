@@ -78,6 +78,7 @@ _STATE_WORDS = ("new", "waiting", "offered", "connected", "in wrap-up", "ended")
 
 
 _INF = float("inf")
+_new = object.__new__
 
 
 def _live(entry: tuple) -> bool:
@@ -241,10 +242,21 @@ class Engine:
             self._on_arrived(ContactArrived(contact=contact, queue=queue, channel=channel, priority=priority,
                                             skills=skills, attributes=attributes))
             return out
-        # _on_arrived and _enter_queue, inlined for a new contact
+        # _on_arrived and _enter_queue, inlined for a new contact; the
+        # Contact built field by field (its __init__ and what _enter_queue sets)
         self._seq += 1
         iv = int(now // self.interval)
-        c = Contact(contact, self._seq, rule.ch, priority, skills, attributes, now, iv)
+        c = _new(Contact)
+        c.id = contact
+        c.seq = self._seq
+        c.ch = ch = rule.ch
+        c.base_priority = priority
+        c.skills = skills
+        c.skill_key = None  # no extra skills
+        c.attributes = attributes
+        c.arrival = now
+        c.iv = iv
+        c.excluded = None
         self.contacts[contact] = c
         c.queue = rule
         c.entered = now
@@ -263,13 +275,47 @@ class Engine:
         if rule.max_wait is not None:
             self._schedule(now + rule.max_wait, _MAX_WAIT, c, 1)
         pool = c.pool = rule.base_pool
-        agent = pool.idle.pop(None, iv)  # _route_contact
-        if agent is None:
+        a = pool.idle.pop(None, iv)  # _route_contact
+        if a is None:
+            c.ver = 0
+            c.state = NEW
+            c.agent = None
+            c.offers = 0
             self._wait(c)
             out.append(ContactQueued(time=now, contact=contact, queue=rule.name, priority=priority))
-        else:
-            self._offer(c, agent)
-            self._refresh(agent)
+            return out
+        if not a.auto_answer:
+            c.ver = 0
+            c.state = NEW
+            c.agent = None
+            c.offers = 0
+            self._offer(c, a)
+            self._refresh(a)
+            return out
+        # _offer and _connect, inlined: offered and answered at once (no wait)
+        c.ver = 1
+        c.agent = a
+        c.offers = 1
+        a.used[ch] += 1
+        a.keyver += 1  # its idle-index keys (load, last offer) changed
+        a.contacts[contact] = c
+        self._offer_seq += 1
+        a.last_offer = self._offer_seq
+        if a.iv != iv:
+            a.iv = iv
+            a.iv_count = 0
+        a.iv_count += 1
+        out.append(ContactOffered(time=now, contact=contact, queue=rule.name, agent=a.id,
+                                  channel=rule.channel, offer=1, timeout=0.0, auto_answer=True))
+        a.n_talking += 1
+        a.missed = 0
+        c.state = CONNECTED
+        c.connected_at = now
+        acc.answer(0.0, rule.threshold)
+        if a.site is not None:
+            acc.site_answered(a.site)
+        out.append(ContactConnected(time=now, contact=contact, queue=rule.name, agent=a.id, wait=0.0))
+        self._refresh(a)
         return out
 
     def end(self, now: float, contact: str) -> list:
@@ -927,13 +973,22 @@ class Engine:
         else:
             state = PRESENCE_NAMES[a.presence]
         if state != a.state:
-            self._out.append(AgentStateChanged(time=now, agent=a.id, state=state, previous=a.state,
-                                               reason=a.reason if state == "not_ready" else None))
+            if state == "not_ready":
+                self._out.append(AgentStateChanged(time=now, agent=a.id, state=state, previous=a.state,
+                                                   reason=a.reason))
+            else:
+                self._out.append(AgentStateChanged(time=now, agent=a.id, state=state, previous=a.state))
             a.state = state
         busy = a.n_talking + a.n_wrapping > 0
         staffed = busy or ready
-        if busy != a.busy or staffed != a.staffed:
+        if staffed != a.staffed:
             self._account(a, busy, staffed)
+        elif busy != a.busy:  # only the busy period moves (_account's common case, inlined)
+            a.busy = busy
+            if busy:
+                a.busy_since = now
+            else:
+                self.kpi.add_span(a.group, 0, a.busy_since, now)
 
     def _index(self, a: Agent, ch: int, free: bool, now: float) -> None:
         """Keep ``a`` in its channel-``ch`` pools' idle indexes exactly while

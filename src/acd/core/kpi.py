@@ -66,6 +66,9 @@ class Acc:
         self.wait_answered += wait
         if wait <= threshold:
             self.answered_in_sl += 1
+        if wait == 0:  # the common case: answered at once (bin 0, no bisect)
+            self.hist_answered[0] += 1
+            return
         self.hist_answered[bisect_right(WAIT_EDGES, wait) - 1] += 1
         if wait > 0:
             self.waited += 1
@@ -146,8 +149,9 @@ class Kpi:
         # per group: interval -> [busy_s, staffed_s]
         self.by_group: list[dict[int, list[float]]] = [{} for _ in group_names]
         self.queue_groups: list[list[int]] = [[] for _ in queue_names]
-        # per queue: [contacts waiting now, since when]; interval -> [wait-seconds, max waiting]
-        self.qlen_now: list[list[float]] = [[0, start] for _ in queue_names]
+        # per queue: [contacts waiting now, since when, the interval of that time];
+        # interval -> [wait-seconds, max waiting]
+        self.qlen_now: list[list[float]] = [[0, start, int(start // interval)] for _ in queue_names]
         self.by_queue_len: list[dict[int, list[float]]] = [{} for _ in queue_names]
 
     # -- contacts --------------------------------------------------------------
@@ -159,13 +163,15 @@ class Kpi:
             acc = d[iv] = Acc()
         return acc
 
-    def queue_len(self, qidx: int, now: float, delta: int) -> None:
-        """The number of contacts waiting in a queue changed by ``delta``."""
+    def queue_len(self, qidx: int, now: float, delta: int, now_iv: int | None = None) -> None:
+        """The number of contacts waiting in a queue changed by ``delta``
+        (``now_iv``: ``int(now // interval)``, if the caller knows it)."""
         st = self.qlen_now[qidx]
-        n, t0 = st
+        n, t0, iv = st  # iv: the interval of t0
         buckets = self.by_queue_len[qidx]
         iv_len = self.interval
-        iv = int(t0 // iv_len)
+        if now_iv is None:
+            now_iv = int(now // iv_len)
         if n and now <= (iv + 1) * iv_len:  # the common case: within one interval
             b = buckets.get(iv)
             if b is None:
@@ -185,11 +191,11 @@ class Kpi:
             t0 = t1
             iv += 1
         n = st[0] + delta
-        st[0], st[1] = n, now
+        st[0], st[1], st[2] = n, now, now_iv
         if delta > 0:
-            b = buckets.get(int(now // iv_len))
+            b = buckets.get(now_iv)
             if b is None:
-                b = buckets[int(now // iv_len)] = [0.0, 0]
+                b = buckets[now_iv] = [0.0, 0]
             if n > b[1]:
                 b[1] = n
 
