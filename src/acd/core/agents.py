@@ -59,7 +59,7 @@ class Agent:
         "presence", "reason", "state",
         "used", "n_offered", "n_talking", "n_wrapping",
         "ver", "pushed", "since", "pools", "chans",
-        "missed", "last_offer", "iv", "iv_count", "busy", "staffed", "busy_since", "staffed_since",
+        "missed", "last_offer", "iv", "iv_count", "busy", "staffed", "busy_since", "busy_iv", "staffed_since",
         "contacts", "pool_list", "keyver", "site", "auto_answer", "only_ch",
         "expected", "expected_since", "adherent", "adherent_since",
     )
@@ -111,6 +111,7 @@ class Agent:
         self.busy = False
         self.staffed = False
         self.busy_since = 0.0
+        self.busy_iv = 0  # the KPI interval of busy_since
         self.staffed_since = 0.0
         self.pool_list: list = []  # all pools over all channels
         self.contacts: dict[str, Any] = {}

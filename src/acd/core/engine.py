@@ -315,7 +315,24 @@ class Engine:
         if a.site is not None:
             acc.site_answered(a.site)
         out.append(ContactConnected(time=now, contact=contact, queue=rule.name, agent=a.id, wait=0.0))
-        self._refresh(a)
+        if a.only_ch != ch or a.used[ch] < a.cap[ch] or a.presence != READY:
+            self._refresh(a)
+            return out
+        # _refresh, inlined for a ready one-channel agent now full: nothing
+        # to feed it; out of the idle indexes; busy
+        if a.pushed[ch] is not None:
+            a.ver[ch] += 1
+            a.pushed[ch] = None
+        state = "offered" if a.n_offered else "busy"
+        if state != a.state:
+            out.append(AgentStateChanged(time=now, agent=a.id, state=state, previous=a.state))
+            a.state = state
+        if not a.staffed:
+            self._account(a, True, True)
+        elif not a.busy:
+            a.busy = True
+            a.busy_since = now
+            a.busy_iv = iv
         return out
 
     def end(self, now: float, contact: str) -> list:
@@ -987,8 +1004,14 @@ class Engine:
             a.busy = busy
             if busy:
                 a.busy_since = now
-            else:
-                self.kpi.add_span(a.group, 0, a.busy_since, now)
+                a.busy_iv = int(now // self.interval)
+            else:  # kpi.add_span(a.group, 0, a.busy_since, now, a.busy_iv), its common case inlined
+                iv = a.busy_iv
+                b = self.kpi.by_group[a.group].get(iv)
+                if b is not None and now <= (iv + 1) * self.interval:
+                    b[0] += now - a.busy_since
+                else:
+                    self.kpi.add_span(a.group, 0, a.busy_since, now, iv)
 
     def _index(self, a: Agent, ch: int, free: bool, now: float) -> None:
         """Keep ``a`` in its channel-``ch`` pools' idle indexes exactly while
@@ -1014,8 +1037,9 @@ class Engine:
             a.busy = busy
             if busy:
                 a.busy_since = now
+                a.busy_iv = int(now // self.interval)
             else:
-                self.kpi.add_span(a.group, 0, a.busy_since, now)
+                self.kpi.add_span(a.group, 0, a.busy_since, now, a.busy_iv)
         if staffed != a.staffed:
             a.staffed = staffed
             if staffed:

@@ -201,13 +201,15 @@ class Kpi:
 
     # -- agents ----------------------------------------------------------------
 
-    def add_span(self, group: int, kind: int, t0: float, t1: float) -> None:
+    def add_span(self, group: int, kind: int, t0: float, t1: float, iv: int | None = None) -> None:
         """An agent of ``group`` was busy (``kind`` 0), staffed (1),
         scheduled to work (2) or adherent (3, scheduled and staffed) from
-        ``t0`` to ``t1``: add it to the interval buckets, split at edges."""
+        ``t0`` to ``t1``: add it to the interval buckets, split at edges
+        (``iv``: ``int(t0 // interval)``, if the caller knows it)."""
         iv_len = self.interval
         buckets = self.by_group[group]
-        iv = int(t0 // iv_len)
+        if iv is None:
+            iv = int(t0 // iv_len)
         while True:
             edge = (iv + 1) * iv_len
             b = buckets.get(iv)
