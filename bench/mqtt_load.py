@@ -387,7 +387,6 @@ def instrumented_daemon(a: argparse.Namespace, argv: list[str]) -> int:
 
     mono = time.monotonic
     if a.stages:
-        import aiomqtt.client
         import paho.mqtt.client as paho
 
         from acd import daemon as dmod
@@ -408,16 +407,16 @@ def instrumented_daemon(a: argparse.Namespace, argv: list[str]) -> int:
         def stamp(c: str, key: str) -> None:
             T.setdefault(c, {})[key] = mono()
 
-        orig_on_message = aiomqtt.client.Client._on_message
+        orig_on_message = paho.Client._handle_on_message  # paho's hand-over to the bus's callback
 
-        def on_message(self: Any, client: Any, userdata: Any, message: Any) -> None:
+        def on_message(self: Any, message: Any) -> None:
             if message.topic.endswith("/in/contact/arrived"):
                 c = cdec.decode(message.payload).contact
                 stamp(c, "recv")
                 mids[message.mid] = c
-            orig_on_message(self, client, userdata, message)
+            orig_on_message(self, message)
 
-        aiomqtt.client.Client._on_message = on_message
+        paho.Client._handle_on_message = on_message
 
         orig_ack = paho.Client.ack
 

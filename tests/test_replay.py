@@ -68,6 +68,24 @@ def test_one_contact_timeline_and_kpis():
     assert tot["occupancy"] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("events", [False, True])
+def test_a_reused_contact_id_is_not_abandoned_by_the_first_ones_patience(tmp_path, events):
+    """c1 is answered at once and done at 60 with its 100 s patience timer
+    still pending; a new c1 arrives at 70 and waits (for ever) behind c2:
+    the old timer must not abandon it at 100 (found in review)."""
+    spec = spec_from_obj({"queues": [{"name": "q", "skills": {"s": 1}}],
+                          "agents": [{"group": "a", "count": 1, "skills": {"s": 1}}]})
+    items = [
+        (0.0, ContactLine(id="c1", arrival=0.0, queue="q", handle_time=60.0, patience=100.0)),
+        (1.0, ContactLine(id="c2", arrival=1.0, queue="q", handle_time=140.0)),
+        (70.0, ContactLine(id="c1", arrival=70.0, queue="q", handle_time=10.0)),
+    ]
+    with open(tmp_path / "ev.jsonl", "wb") as f:
+        rep = Replay(spec, start=0.0, events=f if events else None).run(items)
+    tot = rep["total"]
+    assert (tot["offered"], tot["answered"], tot["abandoned"]) == (3, 3, 0)
+
+
 def test_answer_delay_adds_to_the_wait():
     spec = spec_from_obj({"queues": [{"name": "q"}], "agents": [{"group": "a", "count": 1}]})
     items = [(0.0, ContactLine(id="c1", arrival=0.0, queue="q", handle_time=10.0))]

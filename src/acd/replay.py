@@ -127,7 +127,7 @@ class Replay:
                     kind = entry[2]
                     if kind == _END and not log:  # the common case, inlined
                         out = end(ts, entry[3])
-                    elif kind == _ABANDON and entry[3] not in pending:
+                    elif kind == _ABANDON and pending.get(entry[3].id) is not entry[3]:
                         continue  # connected (or gone) before its patience ran out
                     else:
                         out = self._fire(entry)
@@ -157,8 +157,8 @@ class Replay:
                 patience = item.patience
                 if patience is None and item.patience_curve is not None:
                     patience = self._censored_patience(item)
-                if patience is not None:
-                    heappush(heap, (t + patience, next(seq), _ABANDON, cid))
+                if patience is not None:  # the line itself: its id may come again later
+                    heappush(heap, (t + patience, next(seq), _ABANDON, item))
                 n += 1
                 if progress is not None and n % every == 0:
                     progress(n, t)
@@ -211,10 +211,10 @@ class Replay:
         when, _, kind, cid = entry
         if kind == _END:
             ev: Any = ContactEnded(contact=cid)
-        elif kind == _ABANDON:
-            if cid not in self._pending:
+        elif kind == _ABANDON:  # cid: the scenario line (a later contact may reuse its id)
+            if self._pending.get(cid.id) is not cid:
                 return []  # connected (or gone) before its patience ran out
-            ev = CustomerAbandoned(contact=cid)
+            ev = CustomerAbandoned(contact=cid.id)
         else:
             ev = OfferAccepted(contact=cid[0], agent=cid[1])
         if self.events is not None:
