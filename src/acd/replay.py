@@ -110,19 +110,17 @@ class Replay:
         n = 0
         deadlines = eng._deadlines  # peeked only to skip a call when empty
         for t, item in items:
-            # 1. everything due before (or at) this line's time
-            while True:
+            # everything due before (or at) this line's time, then the line
+            # itself; each one's outputs go through the same reaction below
+            line = False
+            while not line:
                 td = next_deadline() if deadlines else None
                 if td is None:
                     td = _INF
                 ts = heap[0][0] if heap else _INF
-                if td <= ts:
-                    if td > t:
-                        break
+                if td <= ts and td <= t:
                     out = eng.advance(td)
-                else:
-                    if ts > t:
-                        break
+                elif ts < td and ts <= t:
                     entry = heappop(heap)
                     kind = entry[2]
                     if kind == _END and not log:  # the common case, inlined
@@ -131,6 +129,32 @@ class Replay:
                         continue  # connected (or gone) before its patience ran out
                     else:
                         out = self._fire(entry)
+                elif item.__class__ is not AgentLine:
+                    line = True
+                    cid = item.id
+                    pending[cid] = item
+                    if log:
+                        ev = ContactArrived(contact=cid, queue=item.queue, channel=item.channel,
+                                            priority=item.priority, skills=item.skills, attributes=item.attributes)
+                        log(ev, t)
+                        out = handle(ev, t)
+                    else:  # the same, without building the event
+                        out = arrive(t, cid, item.queue, item.channel, item.priority, item.skills, item.attributes)
+                    patience = item.patience
+                    if patience is None and item.patience_curve is not None:
+                        patience = self._censored_patience(item)
+                    if patience is not None:  # the line itself: its id may come again later
+                        heappush(heap, (t + patience, next(seq), _ABANDON, item))
+                    n += 1
+                    if progress is not None and n % every == 0:
+                        progress(n, t)
+                else:
+                    line = True
+                    ev = _agent_event(item)
+                    self.agent_lines += 1
+                    if log:
+                        log(ev, t)
+                    out = handle(ev, t)
                 if log:
                     process(out)
                     continue
@@ -143,43 +167,6 @@ class Replay:
                         heappush(heap, (e.time + pending.pop(cid).handle_time, next(seq), _END, cid))
                     elif cls is not ContactOffered or not e.auto_answer:
                         react(e, cls)
-            # 2. the line itself
-            if item.__class__ is not AgentLine:
-                cid = item.id
-                pending[cid] = item
-                if log:
-                    ev = ContactArrived(contact=cid, queue=item.queue, channel=item.channel,
-                                        priority=item.priority, skills=item.skills, attributes=item.attributes)
-                    log(ev, t)
-                    out = handle(ev, t)
-                else:  # the same, without building the event
-                    out = arrive(t, cid, item.queue, item.channel, item.priority, item.skills, item.attributes)
-                patience = item.patience
-                if patience is None and item.patience_curve is not None:
-                    patience = self._censored_patience(item)
-                if patience is not None:  # the line itself: its id may come again later
-                    heappush(heap, (t + patience, next(seq), _ABANDON, item))
-                n += 1
-                if progress is not None and n % every == 0:
-                    progress(n, t)
-            else:
-                ev = _agent_event(item)
-                self.agent_lines += 1
-                if log:
-                    log(ev, t)
-                out = handle(ev, t)
-            if log:
-                process(out)
-                continue
-            for e in out:  # process(out), inlined
-                cls = e.__class__
-                if cls in _IDLE:
-                    continue
-                if cls is ContactConnected:
-                    cid = e.contact
-                    heappush(heap, (e.time + pending.pop(cid).handle_time, next(seq), _END, cid))
-                elif cls is not ContactOffered or not e.auto_answer:
-                    react(e, cls)
         # 3. drain: let every contact in progress finish.  A calendar has
         # deadlines for ever: stop once nobody is left in the system (or, if
         # some contact can never be served, a week after the last line).

@@ -963,20 +963,7 @@ class Engine:
                     break
         ch = a.only_ch
         if ch >= 0:  # the common case: one channel, which nothing else can block
-            # _index(a, ch, ready and a.used[ch] < a.cap[ch], now), inlined
-            pushed = a.pushed[ch]
-            if ready and a.used[ch] < a.cap[ch]:
-                if pushed is None:
-                    a.since[ch] = now
-                if pushed != a.keyver:  # newly free, or its keys changed: (re)index
-                    a.ver[ch] += 1
-                    a.pushed[ch] = a.keyver
-                    iv = int(now // self.interval)
-                    for pool in a.pools[ch]:
-                        pool.idle.add(a, iv)
-            elif pushed is not None:
-                a.ver[ch] += 1
-                a.pushed[ch] = None
+            self._index(a, ch, ready and a.used[ch] < a.cap[ch], now)
         else:
             for ch in a.chans:
                 self._index(a, ch, ready and a.available(ch), now)
