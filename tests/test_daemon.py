@@ -129,7 +129,8 @@ class H:
         d = self.daemon
         while True:
             await asyncio.sleep(0)
-            if d.stats.inbound_messages >= self.sent and not d._outbox and self.bus._inbound.empty():
+            if d.stats.inbound_messages >= self.sent and not d._outbox and self.bus._inbound.empty() \
+                    and d._ckpt_child is None:  # also a checkpoint being written by a child
                 break
             if loop.time() > end:
                 raise AssertionError(f"daemon did not settle: outbox {len(d._outbox)}, "
@@ -548,6 +549,37 @@ async def test_checkpoints_rotate_and_prune(tmp_path):
     async with H(tmp_path, clock=ManualClock(h.clock.t)) as h2:
         assert _view(h2.daemon) == before
         assert h2.daemon.stats.replayed_records < 7 + 3
+
+
+async def test_a_size_checkpoint_is_written_by_a_child_and_its_failure_counted(tmp_path, monkeypatch):
+    """Size checkpoints come from a forked child (the router does not stall
+    while the engine is pickled).  A child that fails is reported and
+    counted, nothing is pruned, and a restart still recovers everything."""
+    async with H(tmp_path, snapshot_every=7) as h:
+        await _traffic(h)
+        assert h.daemon.journal.checkpoints_written >= 1
+        assert h.daemon._ckpt_future is not None and h.daemon._ckpt_future.result()[0] == 0  # a child wrote it
+        assert h.daemon.stats.snapshot_errors == 0
+        segments = len(Journal(tmp_path / "journal").segments())
+
+        def broken(self, cp):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(Journal, "write_checkpoint", broken)  # the child inherits it
+        written = h.daemon.journal.checkpoints_written
+        for i in range(12):  # enough records for more size checkpoints
+            arrive(h, f"d{i}")
+            h.send("contact.abandoned", {"id": f"ab-d{i}", "contact": f"d{i}"})
+            h.clock.advance(1)
+            await h.settle()
+        assert h.daemon.stats.snapshot_errors >= 1
+        assert h.daemon.journal.checkpoints_written == written
+        assert len(Journal(tmp_path / "journal").segments()) > segments  # nothing pruned meanwhile
+        before = _view(h.daemon)
+        await h.daemon.abort()
+    monkeypatch.undo()
+    async with H(tmp_path, clock=ManualClock(h.clock.t)) as h2:
+        assert _view(h2.daemon) == before
 
 
 async def test_unpublished_outputs_are_republished_after_a_crash(tmp_path):

@@ -594,6 +594,7 @@ class Options:
     batch_ms: float = 5.0              # [--batch-ms] batch policy: at most one fsync per batch_ms
     seed: int = 0                      # [--seed] of the random strategy (fresh journals only)
     snapshot_every: int = 50_000       # [--snapshot-every] records between checkpoints
+    checkpoint_fork: bool = hasattr(os, "fork")  # write size checkpoints in a forked child (see _checkpoint)
     dedup_window: int = 100_000        # recent inbound ids remembered
     http: str | None = None            # [--http HOST:PORT] None: no HTTP API
     api_token: str | None = None       # explicit token; else from the env var below
@@ -742,6 +743,8 @@ class Daemon:
         self._config_stamp: Any = None
         self._stack = contextlib.AsyncExitStack()
         self._listeners: set[asyncio.Queue] = set()
+        self._ckpt_child: int | None = None  # pid of the child writing a checkpoint
+        self._ckpt_future: asyncio.Future | None = None
         self._streams = (self.topics.event, self.topics.metrics)  # see merge_streams
         self._checkpoint_retry_at = 0
         self._started_wall = _time.time()
@@ -893,6 +896,9 @@ class Daemon:
                 await asyncio.sleep(0.005)
             if self._outbox:
                 self.log.warning("shutdown: unpublished outputs left (they are journalled)", left=len(self._outbox))
+        if self._ckpt_future is not None:  # a child still writing one: let it finish first
+            with contextlib.suppress(Exception):
+                await self._ckpt_future
         if j is not None and self._fatal is None and not self._force:
             self._checkpoint(reason="shutdown")
         for task in self._tasks:
@@ -1389,11 +1395,28 @@ class Daemon:
     # -- checkpoints ---------------------------------------------------------------------
 
     def _checkpoint(self, reason: str) -> bool:
+        """Write a checkpoint of the state as it is now and start a new
+        journal segment after it.
+
+        Pickling the engine is the slow part: ~250 ms for 3,000 agents,
+        during which the loop would take no message (measured: p99 of 330 ms
+        at 7,500 events/s, one stall every 50,000 records).  So a *size*
+        checkpoint is written by a forked child, from its copy-on-write
+        image of this very moment (how Redis writes its snapshots): the
+        router only pays the fork, opens the new segment and goes on; when
+        the child is done the old segments are pruned.  Until then the
+        previous checkpoint and every segment after it stay, so a crash
+        meanwhile recovers as before.  The shutdown checkpoint is written
+        in process (nothing else runs then)."""
         j = self.journal
         t0 = _time.perf_counter()
+        if self._ckpt_child is not None:
+            return False  # one in flight: the next size check comes soon enough
         try:
             j.sync()
             unpublished = [(it[5], it[2], it[3]) for it in self._outbox if it[1] == _PUB and it[5] is not None]
+            if reason == "size" and self.options.checkpoint_fork:
+                return self._checkpoint_in_child(reason, unpublished, t0)
             cp = self.state.to_checkpoint(j.segment + 1, self._published, unpublished)
         except JournalError:
             raise
@@ -1408,6 +1431,69 @@ class Daemon:
         self._outbox_event.set()
         self.log.info("checkpoint written", reason=reason, checkpoint=cp.segment, bytes=size, seq=cp.seq,
                       contacts=cp.contacts, ms=round((_time.perf_counter() - t0) * 1000, 1), removed=removed)
+        return True
+
+    def _checkpoint_in_child(self, reason: str, unpublished: list, t0: float) -> bool:
+        j = self.journal
+        segment = j.segment + 1
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: write the checkpoint, say why not if it cannot, and go
+            code = 1
+            try:
+                # hold nothing of the router's: not the journal lock, not its
+                # sockets (a router restarted after a crash must get them)
+                os.closerange(3, wfd)
+                os.closerange(wfd + 1, 1 << 16)
+                cp = self.state.to_checkpoint(segment, self._published, unpublished)
+                size = j.write_checkpoint(cp)
+                os.write(wfd, b"ok %d %d" % (size, cp.contacts))
+                code = 0
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                with contextlib.suppress(BaseException):
+                    os.write(wfd, f"{type(exc).__name__}: {exc}".encode()[:4000])
+            finally:
+                os._exit(code)
+        os.close(wfd)
+        j.open_segment(segment)
+        self._outbox_event.set()
+        self._ckpt_child = pid
+        paused = (_time.perf_counter() - t0) * 1000
+
+        def wait() -> tuple[int, bytes]:
+            try:
+                chunks = []
+                while True:
+                    b = os.read(rfd, 4096)
+                    if not b:
+                        break
+                    chunks.append(b)
+            finally:
+                os.close(rfd)
+            _, status = os.waitpid(pid, 0)
+            return status, b"".join(chunks)
+
+        def done(fut: asyncio.Future) -> None:
+            self._ckpt_child = None
+            try:
+                status, said = fut.result()
+            except Exception as exc:  # noqa: BLE001
+                status, said = -1, str(exc).encode()
+            if status == 0 and said.startswith(b"ok "):
+                size, contacts = (int(x) for x in said.split()[1:3])
+                j.checkpoints_written += 1
+                removed = j.prune() if self.status == "running" else []
+                self.log.info("checkpoint written", reason=reason, checkpoint=segment, bytes=size, contacts=contacts,
+                              ms=round((_time.perf_counter() - t0) * 1000, 1), paused_ms=round(paused, 1),
+                              removed=removed, child=pid)
+            else:
+                self.stats.snapshot_errors += 1
+                self._checkpoint_retry_at = j.written + self.options.snapshot_every
+                self.log.error("checkpoint failed; the journal keeps growing", child=pid, status=status,
+                               error=said.decode("utf-8", "replace") or "the child died")
+
+        self._ckpt_future = asyncio.get_running_loop().run_in_executor(None, wait)
+        self._ckpt_future.add_done_callback(done)
         return True
 
     # -- reload and drain ------------------------------------------------------------------
