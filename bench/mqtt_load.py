@@ -54,13 +54,27 @@ them.  At a rate the daemon keeps up with (``--probe-rate 1000``) the stage
 table shows the latency path; above its capacity it shows where the backlog
 waits.
 
-Bar (issue 4): p99 under 5 ms at 5k events/s.  On a 2-vCPU VM the daemon is
-CPU-bound at about 2-2.5k inbound events/s: one event costs it about
-350-400 us of CPU, ~7 MQTT packets through paho (the PUBLISH in, its PUBACK
-out, ~2.4 outbound events and their PUBACKs) and the asyncio hops between
-them; decoding, journalling, routing and rendering the event take ~50 us.
-Below capacity the latency is the fsync window (``--batch-ms``, 5 ms) plus
-~1.5 ms of broker hops and processing.
+Bar (issue 4): p99 under 5 ms at 5k events/s.  On a 2-vCPU VM, with
+``--fsync never`` (the journal written to the OS before anything leaves:
+what survives ``kill -9``): 5k events/s at p50 0.5 ms, p99 2.1-3.2 ms, the
+daemon at ~85 % of a core (~170 us of CPU per inbound event); the machine
+saturates (daemon, broker and generator share the 2 cores) between 6k and
+8k events/s.  With a durable policy the disk adds its fsync: ``always``
+p99 ~8 ms, ``batch`` its window (``--batch-ms``, 5 ms) plus ~3 ms.
+
+Where the time goes (``--stages``, 5k events/s): decoding, journalling,
+routing and rendering an arrival take ~45 us of its ~0.5 ms; the rest is
+the broker's two hops and the MQTT client.  By CPU (``--profile``) paho
+is still the largest part (~1/3), then the daemon shell, the bus, the
+engine.  What made the difference (from 350-400 us of CPU per event):
+paho's inbound messages go straight to the bus's queue (aiomqtt's message
+iterator cost a task and an ``asyncio.wait`` per message), every packet of
+a loop turn leaves in one ``send`` and reads come 64 KiB at a time (paho
+does 2-3 ``recv`` and one ``send`` per packet), ``out/event`` and
+``out/metrics`` carry an array per publish round (one inbound event made
+~2.6 outbound messages, each a PUBLISH and a PUBACK through paho; now
+~0.6), and size checkpoints are written by a forked child (pickling 3,000
+agents stalled the loop ~300 ms every 50,000 records).
 
 Broker settings: ``set_tcp_nodelay true`` (as a deployment should) and
 ``max_queued_messages 1000000``: Mosquitto's default of 1000 queued messages
@@ -534,7 +548,7 @@ def profile_group(file: str, func: str) -> str:
     """A component name for a cProfile entry."""
     if file == "~":  # built-ins: name the system calls
         for key, name in (("fsync", "fsync (journal; a worker thread, not the loop)"),
-                          ("'send'", "socket send (one per MQTT packet)"), ("'recv'", "socket recv"),
+                          ("'send'", "socket send (one per loop turn)"), ("'recv'", "socket recv (64 KiB reads)"),
                           ("posix.write", "journal write (os.write)"), ("run_until_complete", "uvloop (C)"),
                           ("select", "event loop poll"), ("Pickler", "the exit checkpoint (pickle)")):
             if key in func:
