@@ -557,8 +557,8 @@ async def test_a_size_checkpoint_is_written_by_a_child_and_its_failure_counted(t
     counted, nothing is pruned, and a restart still recovers everything."""
     async with H(tmp_path, snapshot_every=7) as h:
         await _traffic(h)
-        assert h.daemon.journal.checkpoints_written >= 1
         assert h.daemon._ckpt_future is not None and h.daemon._ckpt_future.result()[0] == 0  # a child wrote it
+        assert h.daemon.journal.checkpoints_written >= 2  # the first one (fresh journal) and the child's
         assert h.daemon.stats.snapshot_errors == 0
         segments = len(Journal(tmp_path / "journal").segments())
 
@@ -577,6 +577,46 @@ async def test_a_size_checkpoint_is_written_by_a_child_and_its_failure_counted(t
         assert len(Journal(tmp_path / "journal").segments()) > segments  # nothing pruned meanwhile
         before = _view(h.daemon)
         await h.daemon.abort()
+    monkeypatch.undo()
+    async with H(tmp_path, clock=ManualClock(h.clock.t)) as h2:
+        assert _view(h2.daemon) == before
+
+
+@pytest.mark.parametrize("force", [False, True])
+async def test_shutdown_does_not_wait_for_ever_on_a_stuck_checkpoint_child(tmp_path, monkeypatch, force):
+    """A checkpoint child that hangs (a stuck disk) is killed once the
+    shutdown timeout is over, at once on a forced stop; the daemon stops,
+    and a restart recovers everything from the previous checkpoint and the
+    segments after it."""
+    parent = os.getpid()
+    real = Journal.write_checkpoint
+
+    def stuck(self, cp):
+        if os.getpid() != parent:
+            time.sleep(60)
+        return real(self, cp)
+
+    monkeypatch.setattr(Journal, "write_checkpoint", stuck)
+    h = H(tmp_path, snapshot_every=5, shutdown_timeout=0.5)
+    await h.__aenter__()
+    d = h.daemon
+    for i in range(10):
+        arrive(h, f"c{i}")
+        h.clock.advance(1)
+        await _until(lambda: d.stats.inbound_messages == i + 1)
+        if d._ckpt_child is not None:
+            break
+    assert d._ckpt_child is not None
+    pid, fut = d._ckpt_child, d._ckpt_future
+    before = _view(d)
+    t0 = time.monotonic()
+    if force:
+        d.request_stop(force=True)
+    await d.stop()
+    assert time.monotonic() - t0 < (3 if force else 5)
+    assert fut.done() and os.WIFSIGNALED(fut.result()[0])  # killed, and reaped
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
     monkeypatch.undo()
     async with H(tmp_path, clock=ManualClock(h.clock.t)) as h2:
         assert _view(h2.daemon) == before

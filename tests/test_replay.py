@@ -86,6 +86,25 @@ def test_a_reused_contact_id_is_not_abandoned_by_the_first_ones_patience(tmp_pat
     assert (tot["offered"], tot["answered"], tot["abandoned"]) == (3, 3, 0)
 
 
+@pytest.mark.parametrize("events", [False, True])
+def test_a_duplicate_of_a_waiting_contact_is_refused_and_leaves_it_alone(tmp_path, events):
+    """c1 waits (patience 10) behind a long call; a second line with the id
+    c1 comes while it waits: refused, and the first c1 still abandons at 11
+    (found in review: the duplicate took over its patience and handle time)."""
+    spec = spec_from_obj({"queues": [{"name": "q"}], "agents": [{"group": "a", "count": 1}]})
+    items = [
+        (0.0, ContactLine(id="busy", arrival=0.0, queue="q", handle_time=1000.0)),
+        (1.0, ContactLine(id="c1", arrival=1.0, queue="q", handle_time=60.0, patience=10.0)),
+        (2.0, ContactLine(id="c1", arrival=2.0, queue="q", handle_time=5.0)),
+    ]
+    with open(tmp_path / "ev.jsonl", "wb") as f:
+        rep = Replay(spec, start=0.0, events=f if events else None).run(items)
+    tot = rep["total"]
+    assert (tot["offered"], tot["answered"], tot["abandoned"]) == (2, 1, 1)
+    assert rep["rejected_inputs"] == {"contact.arrived": 1}
+    assert rep["replay"]["end"] == 1000.0
+
+
 def test_answer_delay_adds_to_the_wait():
     spec = spec_from_obj({"queues": [{"name": "q"}], "agents": [{"group": "a", "count": 1}]})
     items = [(0.0, ContactLine(id="c1", arrival=0.0, queue="q", handle_time=10.0))]

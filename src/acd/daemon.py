@@ -114,6 +114,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import gc
 import hashlib
 import io
 import math
@@ -123,6 +124,7 @@ import signal
 import sys
 import threading
 import time as _time
+import warnings
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from heapq import heappop, heappush
@@ -896,9 +898,7 @@ class Daemon:
                 await asyncio.sleep(0.005)
             if self._outbox:
                 self.log.warning("shutdown: unpublished outputs left (they are journalled)", left=len(self._outbox))
-        if self._ckpt_future is not None:  # a child still writing one: let it finish first
-            with contextlib.suppress(Exception):
-                await self._ckpt_future
+        await self._wait_checkpoint_child()
         if j is not None and self._fatal is None and not self._force:
             self._checkpoint(reason="shutdown")
         for task in self._tasks:
@@ -1416,7 +1416,10 @@ class Daemon:
             j.sync()
             unpublished = [(it[5], it[2], it[3]) for it in self._outbox if it[1] == _PUB and it[5] is not None]
             if reason == "size" and self.options.checkpoint_fork:
-                return self._checkpoint_in_child(reason, unpublished, t0)
+                try:
+                    return self._checkpoint_in_child(reason, unpublished, t0)
+                except OSError as exc:  # fork refused (memory, process limit): write it here instead
+                    self.log.warning("cannot fork for a checkpoint; writing it in process", error=str(exc))
             cp = self.state.to_checkpoint(j.segment + 1, self._published, unpublished)
         except JournalError:
             raise
@@ -1434,17 +1437,32 @@ class Daemon:
         return True
 
     def _checkpoint_in_child(self, reason: str, unpublished: list, t0: float) -> bool:
+        """Fork; the child writes checkpoint ``segment`` and reports on a pipe
+        ("ok SIZE CONTACTS" or the error); the parent opens the new segment
+        and waits for the child in a worker thread.  Raises OSError if it
+        cannot fork (the caller then writes the checkpoint itself)."""
         j = self.journal
         segment = j.segment + 1
         rfd, wfd = os.pipe()
-        pid = os.fork()
+        try:
+            with warnings.catch_warnings():  # 3.12+ warns of fork beside threads: the child uses none
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+        except BaseException:
+            os.close(rfd)
+            os.close(wfd)
+            raise
         if pid == 0:  # the child: write the checkpoint, say why not if it cannot, and go
             code = 1
             try:
+                gc.disable()  # no finaliser may touch the router's objects (nor copy its pages)
+                signal.set_wakeup_fd(-1)
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_DFL)
                 # hold nothing of the router's: not the journal lock, not its
                 # sockets (a router restarted after a crash must get them)
                 os.closerange(3, wfd)
-                os.closerange(wfd + 1, 1 << 16)
+                os.closerange(wfd + 1, max(os.sysconf("SC_OPEN_MAX"), 1 << 16))
                 cp = self.state.to_checkpoint(segment, self._published, unpublished)
                 size = j.write_checkpoint(cp)
                 os.write(wfd, b"ok %d %d" % (size, cp.contacts))
@@ -1455,9 +1473,6 @@ class Daemon:
             finally:
                 os._exit(code)
         os.close(wfd)
-        j.open_segment(segment)
-        self._outbox_event.set()
-        self._ckpt_child = pid
         paused = (_time.perf_counter() - t0) * 1000
 
         def wait() -> tuple[int, bytes]:
@@ -1492,9 +1507,30 @@ class Daemon:
                 self.log.error("checkpoint failed; the journal keeps growing", child=pid, status=status,
                                error=said.decode("utf-8", "replace") or "the child died")
 
-        self._ckpt_future = asyncio.get_running_loop().run_in_executor(None, wait)
-        self._ckpt_future.add_done_callback(done)
+        # from here on the child is always reaped: by ``wait`` in a worker thread
+        self._ckpt_child = pid
+        self._ckpt_future = fut = asyncio.get_running_loop().run_in_executor(None, wait)
+        fut.add_done_callback(done)
+        j.open_segment(segment)  # what follows goes after the checkpoint the child writes
+        self._outbox_event.set()
         return True
+
+    async def _wait_checkpoint_child(self) -> None:
+        """At shutdown: let a checkpoint child finish (bounded); a forced
+        stop, or one that takes too long, kills it (the previous checkpoint
+        and the segments after it are all still there)."""
+        fut, pid = self._ckpt_future, self._ckpt_child
+        if fut is None or pid is None:
+            return
+        if not self._force:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(fut), self.options.shutdown_timeout)
+        if not fut.done():
+            self.log.warning("killing the checkpoint child", child=pid, force=self._force)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                await fut
 
     # -- reload and drain ------------------------------------------------------------------
 
@@ -1831,8 +1867,6 @@ async def _freeze_gc_when_started(daemon: Daemon) -> None:
     again, which stalls the loop for tens of milliseconds with a few
     thousand agents (measured: 40 ms pauses -> 2-8 ms; bench/mqtt_load.py).
     Only the process of ``acd run`` does this: it is process-wide."""
-    import gc
-
     await daemon.started.wait()
     gc.collect()
     gc.freeze()

@@ -105,6 +105,7 @@ class Replay:
         seq = self._seq
         handle = eng.handle
         arrive, end = eng.arrive, eng.end
+        contacts = eng.contacts
         log = self._log_in if self.events is not None else None
         progress, every = self.progress, self.progress_every
         n = 0
@@ -132,7 +133,12 @@ class Replay:
                 elif item.__class__ is not AgentLine:
                     line = True
                     cid = item.id
-                    pending[cid] = item
+                    # a line whose id is still in the system is refused by
+                    # the core; it must not take over the first one's place
+                    # in ``pending`` (its patience, its handle time)
+                    known = cid in contacts
+                    if not known:
+                        pending[cid] = item
                     if log:
                         ev = ContactArrived(contact=cid, queue=item.queue, channel=item.channel,
                                             priority=item.priority, skills=item.skills, attributes=item.attributes)
@@ -140,11 +146,12 @@ class Replay:
                         out = handle(ev, t)
                     else:  # the same, without building the event
                         out = arrive(t, cid, item.queue, item.channel, item.priority, item.skills, item.attributes)
-                    patience = item.patience
-                    if patience is None and item.patience_curve is not None:
-                        patience = self._censored_patience(item)
-                    if patience is not None:  # the line itself: its id may come again later
-                        heappush(heap, (t + patience, next(seq), _ABANDON, item))
+                    if not known:
+                        patience = item.patience
+                        if patience is None and item.patience_curve is not None:
+                            patience = self._censored_patience(item)
+                        if patience is not None:  # the line itself: its id may come again later
+                            heappush(heap, (t + patience, next(seq), _ABANDON, item))
                     n += 1
                     if progress is not None and n % every == 0:
                         progress(n, t)
