@@ -21,6 +21,21 @@ from acd.core.events import (
 from acd.core.spec import spec_from_obj
 
 
+#: two UTC sites, north by day and south in the evening, and their shifts
+#: (a day shift with a lunch break, an evening shift): calendar tests
+TWO_SITES = [{"name": "north", "timezone": "UTC", "hours": {"daily": "08:00-16:00"}},
+             {"name": "south", "timezone": "UTC", "hours": {"daily": "16:00-23:59"}}]
+DAY_AND_EVENING = {"day": {"days": "mon-fri", "start": "08:00", "end": "16:00",
+                           "breaks": [{"start": "12:00", "end": "12:30", "reason": "lunch"}]},
+                   "eve": {"days": "mon-fri", "start": "15:00", "end": "23:00"}}
+
+
+def stream_bodies(topic: str, body: Any) -> list:
+    """The events of one outbound message: ``out/event`` and ``out/metrics``
+    carry an array per message, every other topic one object."""
+    return body if topic.endswith(("out/event", "out/metrics")) else [body]
+
+
 def make_spec(queues: list[dict], agents: list[dict], **extra: Any):
     return spec_from_obj({"queues": queues, "agents": agents, **extra})
 

@@ -41,6 +41,8 @@ from acd.bus.inproc import InProcessBus
 from acd.daemon import Daemon, Options
 from acd.journal import EventRecord, Journal
 
+from helpers import stream_bodies
+
 CONFIG = """\
 queues:
   - name: support
@@ -164,8 +166,7 @@ class Telephony:
                 continue
             if topic.endswith("/out/metrics"):
                 continue
-            body = json.loads(payload)
-            for b in body if topic.endswith("/out/event") else [body]:  # out/event: an array per message
+            for b in stream_bodies(topic, json.loads(payload)):
                 self._on_message(topic, b)
 
     def _on_message(self, topic: str, body: dict) -> None:

@@ -40,6 +40,8 @@ from acd.core.spec import spec_from_obj
 from acd.daemon import Daemon, ManualClock, Options, merge_streams, parse_hostport
 from acd.journal import EventRecord, Journal, JournalError, ReloadRecord
 
+from helpers import stream_bodies
+
 QUEUES = [{"name": "support", "ring_timeout": 10, "wrap_up": 5, "service_level": {"threshold": 20}}]
 AGENTS = [{"group": "a", "count": 2}]
 SPEC = spec_from_obj({"queues": QUEUES, "agents": AGENTS})
@@ -145,11 +147,9 @@ class H:
             except ValueError:
                 body = m.payload.decode()
             topic = m.topic.split("/", 2)[2]
-            if topic in ("out/event", "out/metrics"):  # an array per message
-                assert isinstance(body, list) and body, body
-                self.msgs.extend((topic, b) for b in body)
-            else:
-                self.msgs.append((topic, body))
+            bodies = stream_bodies(topic, body)
+            assert isinstance(bodies, list) and bodies, body  # an array, never empty, on the streams
+            self.msgs.extend((topic, b) for b in bodies)
 
     def out(self, kind: str) -> list[Any]:
         return [b for t, b in self.msgs if t == f"out/{kind}"]
@@ -1041,8 +1041,7 @@ class Telephony:
             return
         if topic.endswith("out/metrics"):
             return
-        body = json.loads(payload)
-        for b in body if topic.endswith("out/event") else [body]:  # out/event: an array per message
+        for b in stream_bodies(topic, json.loads(payload)):
             self.on_event(topic, b)
 
     def on_event(self, topic: str, body: dict) -> None:

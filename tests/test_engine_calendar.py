@@ -18,6 +18,8 @@ from acd.core.events import (
 )
 from acd.core.spec import spec_from_obj
 from acd.replay import Replay
+
+from helpers import DAY_AND_EVENING, TWO_SITES
 from acd.scenario import ContactLine, Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,11 +29,8 @@ H = 3600.0
 
 def centre(**queue):
     return spec_from_obj({
-        "sites": [{"name": "north", "timezone": "UTC", "hours": {"daily": "08:00-16:00"}},
-                  {"name": "south", "timezone": "UTC", "hours": {"daily": "16:00-23:59"}}],
-        "shifts": {"day": {"days": "mon-fri", "start": "08:00", "end": "16:00",
-                           "breaks": [{"start": "12:00", "end": "12:30", "reason": "lunch"}]},
-                   "eve": {"days": "mon-fri", "start": "15:00", "end": "23:00"}},
+        "sites": TWO_SITES,
+        "shifts": DAY_AND_EVENING,
         "queues": [dict({"name": "q", "skills": {"s": 1}}, **queue),
                    {"name": "backup", "skills": {"s": 1}}],
         "agents": [{"group": "n", "count": 2, "skills": {"s": 1}, "site": "north", "shift": "day"},

@@ -25,6 +25,8 @@ from acd.core.events import ContactArrived, ContactEnded, OfferAccepted
 from acd.core.spec import spec_from_obj
 from acd.daemon import pickle_engine
 
+from helpers import DAY_AND_EVENING, TWO_SITES
+
 MONDAY = datetime(2026, 1, 5, tzinfo=timezone.utc).timestamp()
 HOUR = 3600.0
 
@@ -32,11 +34,8 @@ HOUR = 3600.0
 def centre(r: Random):
     auto = r.random() < 0.7
     return spec_from_obj({
-        "sites": [{"name": "north", "timezone": "UTC", "hours": {"daily": "08:00-16:00"}},
-                  {"name": "south", "timezone": "UTC", "hours": {"daily": "16:00-23:59"}}],
-        "shifts": {"day": {"days": "mon-fri", "start": "08:00", "end": "16:00",
-                           "breaks": [{"start": "12:00", "end": "12:30", "reason": "lunch"}]},
-                   "eve": {"days": "mon-fri", "start": "15:00", "end": "23:00"}},
+        "sites": TWO_SITES,
+        "shifts": DAY_AND_EVENING,
         "queues": [{"name": "q", "skills": {"s": 1}, "hours": {"site": "north"}, "closed": {"overflow": "backup"},
                     "wrap_up": r.choice([0, 0, 5]), "max_wait": r.choice([20, 30]),
                     "escalation": [{"after": 7, "priority": 1}]},

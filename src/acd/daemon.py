@@ -1424,17 +1424,26 @@ class Daemon:
         except JournalError:
             raise
         except Exception as exc:
-            self.stats.snapshot_errors += 1
-            self._checkpoint_retry_at = j.written + self.options.snapshot_every
-            self.log.error("checkpoint failed; the journal keeps growing", error=str(exc), exc_info=exc)
+            self._checkpoint_failed(error=str(exc), exc_info=exc)
             return False
         size = j.write_checkpoint(cp)
         j.open_segment(cp.segment)
-        removed = j.prune()
         self._outbox_event.set()
-        self.log.info("checkpoint written", reason=reason, checkpoint=cp.segment, bytes=size, seq=cp.seq,
-                      contacts=cp.contacts, ms=round((_time.perf_counter() - t0) * 1000, 1), removed=removed)
+        self._checkpoint_written(reason, cp.segment, size, cp.contacts, t0, prune=True, seq=cp.seq)
         return True
+
+    def _checkpoint_written(self, reason: str, segment: int, size: int, contacts: int, t0: float,
+                            prune: bool, **extra: Any) -> None:
+        removed = self.journal.prune() if prune else []
+        self.log.info("checkpoint written", reason=reason, checkpoint=segment, bytes=size, contacts=contacts,
+                      ms=round((_time.perf_counter() - t0) * 1000, 1), removed=removed, **extra)
+
+    def _checkpoint_failed(self, **why: Any) -> None:
+        """Count and log it; the next size checkpoint is tried only after
+        another ``snapshot_every`` records (the journal keeps everything)."""
+        self.stats.snapshot_errors += 1
+        self._checkpoint_retry_at = self.journal.written + self.options.snapshot_every
+        self.log.error("checkpoint failed; the journal keeps growing", **why)
 
     def _checkpoint_in_child(self, reason: str, unpublished: list, t0: float) -> bool:
         """Fork; the child writes checkpoint ``segment`` and reports on a pipe
@@ -1497,15 +1506,11 @@ class Daemon:
             if status == 0 and said.startswith(b"ok "):
                 size, contacts = (int(x) for x in said.split()[1:3])
                 j.checkpoints_written += 1
-                removed = j.prune() if self.status == "running" else []
-                self.log.info("checkpoint written", reason=reason, checkpoint=segment, bytes=size, contacts=contacts,
-                              ms=round((_time.perf_counter() - t0) * 1000, 1), paused_ms=round(paused, 1),
-                              removed=removed, child=pid)
+                self._checkpoint_written(reason, segment, size, contacts, t0, prune=self.status == "running",
+                                         paused_ms=round(paused, 1), child=pid)
             else:
-                self.stats.snapshot_errors += 1
-                self._checkpoint_retry_at = j.written + self.options.snapshot_every
-                self.log.error("checkpoint failed; the journal keeps growing", child=pid, status=status,
-                               error=said.decode("utf-8", "replace") or "the child died")
+                self._checkpoint_failed(child=pid, status=status,
+                                        error=said.decode("utf-8", "replace") or "the child died")
 
         # from here on the child is always reaped: by ``wait`` in a worker thread
         self._ckpt_child = pid

@@ -213,8 +213,7 @@ class Engine:
         if handler is None:
             raise TypeError(f"not an inbound event: {event!r}")
         if not now >= self.now or now == _INF:  # also refuses NaN
-            raise ValueError(f"time went backwards: {now!r} < {self.now!r}"
-                             if now < self.now else f"time must be finite, got {now!r}")
+            raise self._time_error(now)
         out = self._out = []
         d = self._deadlines
         if d and d[0][0] <= now:
@@ -223,14 +222,19 @@ class Engine:
         handler(event)
         return out
 
+    def _time_error(self, now: float) -> ValueError:
+        """What ``handle``/``advance`` (and the replay's entry points) raise
+        for a ``now`` before the engine's time, or not finite."""
+        return ValueError(f"time went backwards: {now!r} < {self.now!r}"
+                          if now < self.now else f"time must be finite, got {now!r}")
+
     def arrive(self, now: float, contact: str, queue: str, channel: str | None, priority: float,
                skills: dict[str, int], attributes: dict[str, Any]) -> list:
         """``handle(ContactArrived(contact=..., ...), now)`` without building
         the event: the replay's hot path, with the same decisions and outputs.
         Anything but a valid arrival in an open queue takes ``handle``'s path."""
         if not now >= self.now or now == _INF:  # also refuses NaN
-            raise ValueError(f"time went backwards: {now!r} < {self.now!r}"
-                             if now < self.now else f"time must be finite, got {now!r}")
+            raise self._time_error(now)
         out = self._out = []
         d = self._deadlines
         if d and d[0][0] <= now:
@@ -339,8 +343,7 @@ class Engine:
         """``handle(ContactEnded(contact=contact), now)`` without building the
         event (the replay's hot path); same decisions and outputs."""
         if not now >= self.now or now == _INF:  # also refuses NaN
-            raise ValueError(f"time went backwards: {now!r} < {self.now!r}"
-                             if now < self.now else f"time must be finite, got {now!r}")
+            raise self._time_error(now)
         out = self._out = []
         d = self._deadlines
         if d and d[0][0] <= now:
@@ -383,9 +386,8 @@ class Engine:
 
     def advance(self, now: float) -> list:
         """Let time pass to ``now``: fire every deadline due by then."""
-        if not now >= self.now or now == _INF:
-            raise ValueError(f"time went backwards: {now!r} < {self.now!r}"
-                             if now < self.now else f"time must be finite, got {now!r}")
+        if not now >= self.now or now == _INF:  # also refuses NaN
+            raise self._time_error(now)
         out = self._out = []
         if self._deadlines and self._deadlines[0][0] <= now:
             self._run_deadlines(now)
@@ -616,21 +618,9 @@ class Engine:
         a.iv_count += 1
         rule = c.queue
         if a.auto_answer:  # the phone answers by itself: no ring, no time-out
-            out = self._out
-            out.append(ContactOffered(time=now, contact=c.id, queue=rule.name, agent=a.id,
-                                      channel=rule.channel, offer=c.offers, timeout=0.0, auto_answer=True))
-            # _connect, inlined
-            a.n_offered -= 1
-            a.n_talking += 1
-            a.missed = 0
-            c.state = CONNECTED
-            c.connected_at = now
-            wait = now - c.arrival
-            acc = c.acc
-            acc.answer(wait, rule.threshold)
-            if a.site is not None:
-                acc.site_answered(a.site)
-            out.append(ContactConnected(time=now, contact=c.id, queue=rule.name, agent=a.id, wait=wait))
+            self._out.append(ContactOffered(time=now, contact=c.id, queue=rule.name, agent=a.id,
+                                            channel=rule.channel, offer=c.offers, timeout=0.0, auto_answer=True))
+            self._connect(c)
             return
         self._seq += 1
         heappush(self._deadlines, (now + rule.ring_timeout, self._seq, _RING, c, c.offers))
