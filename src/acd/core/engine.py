@@ -212,6 +212,15 @@ class Engine:
         handler = self._handlers.get(type(event))
         if handler is None:
             raise TypeError(f"not an inbound event: {event!r}")
+        out = self._step(now)
+        handler(event)
+        return out
+
+    def _step(self, now: float) -> list:
+        """The start of every call that moves time (``handle``, ``advance``,
+        ``arrive``, ``end``): refuse a ``now`` before the engine's time or
+        not finite, fire the deadlines due by ``now``, move the clock; the
+        list returned collects the call's outputs."""
         if not now >= self.now or now == _INF:  # also refuses NaN
             raise self._time_error(now)
         out = self._out = []
@@ -219,12 +228,9 @@ class Engine:
         if d and d[0][0] <= now:
             self._run_deadlines(now)
         self.now = now
-        handler(event)
         return out
 
     def _time_error(self, now: float) -> ValueError:
-        """What ``handle``/``advance`` (and the replay's entry points) raise
-        for a ``now`` before the engine's time, or not finite."""
         return ValueError(f"time went backwards: {now!r} < {self.now!r}"
                           if now < self.now else f"time must be finite, got {now!r}")
 
@@ -233,6 +239,7 @@ class Engine:
         """``handle(ContactArrived(contact=..., ...), now)`` without building
         the event: the replay's hot path, with the same decisions and outputs.
         Anything but a valid arrival in an open queue takes ``handle``'s path."""
+        # _step(now), inlined: this is the replay's hot path
         if not now >= self.now or now == _INF:  # also refuses NaN
             raise self._time_error(now)
         out = self._out = []
@@ -342,6 +349,7 @@ class Engine:
     def end(self, now: float, contact: str) -> list:
         """``handle(ContactEnded(contact=contact), now)`` without building the
         event (the replay's hot path); same decisions and outputs."""
+        # _step(now), inlined: this is the replay's hot path
         if not now >= self.now or now == _INF:  # also refuses NaN
             raise self._time_error(now)
         out = self._out = []
@@ -386,13 +394,7 @@ class Engine:
 
     def advance(self, now: float) -> list:
         """Let time pass to ``now``: fire every deadline due by then."""
-        if not now >= self.now or now == _INF:  # also refuses NaN
-            raise self._time_error(now)
-        out = self._out = []
-        if self._deadlines and self._deadlines[0][0] <= now:
-            self._run_deadlines(now)
-        self.now = now
-        return out
+        return self._step(now)
 
     def report(self, intervals: bool = True) -> dict[str, Any]:
         """KPI report up to the current time (see ``acd.core.kpi``)."""
